@@ -38,3 +38,8 @@ def test_notebooks_are_clean(tmp_path):
     assert p.returncode == 0, p.stderr
     dirty = [nb for nb in NBS if (tmp_path/'nbs'/nb).read_bytes() != (REPO/'nbs'/nb).read_bytes()]
     assert dirty == [], "run nbdev_clean and commit the result"
+
+def test_readme_is_generated_from_index():
+    "README.md is what `.ci/readme.py` makes of nbs/index.ipynb."
+    p = subprocess.run([sys.executable, str(REPO/'.ci'/'readme.py'), '--check'], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
