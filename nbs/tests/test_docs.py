@@ -1,0 +1,100 @@
+"""The documentation site, built from the notebooks and opened in a real browser (headless Chromium).
+
+Every page must load, no internal link or image may be broken, and every chapter must show as many figures as its
+notebook holds. Screenshots of the home page and a chapter are saved in `screenshots/`.
+"""
+import functools, http.server, os, json, re, shutil, subprocess, sys, threading, urllib.error, urllib.request
+from pathlib import Path
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync']
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get('CI'), reason='Chromium is not installed (apt-get install chromium); .ci/run installs it')
+
+def figures_in(nb: Path) -> int:
+    "How many PNG figures the notebook shows (outputs of cells that are not hidden)."
+    n = 0
+    for c in json.loads(nb.read_text())['cells']:
+        if c['cell_type'] != 'code' or re.search(r'^\s*#\|\s*(hide|output:\s*false)', ''.join(c['source']), re.M): continue
+        n += sum('image/png' in o.get('data', {}) for o in c.get('outputs', []))
+    return n
+
+class Served:
+    "Serve `folder` on 127.0.0.1 (a free port) while the block runs."
+    def __init__(self, folder):
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a): pass
+        handler = functools.partial(Quiet, directory=str(folder))
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/'
+    def __enter__(self): threading.Thread(target=self.httpd.serve_forever, daemon=True).start(); return self
+    def __exit__(self, *a): self.httpd.shutdown(); self.httpd.server_close()
+
+def _status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r: return r.status
+    except urllib.error.HTTPError as e: return e.code
+
+def check_site(site: Path, shots: Path | None = None) -> list[str]:
+    "Open every page of `site` in Chromium; return the problems found (empty when the site is sound)."
+    from playwright.sync_api import sync_playwright
+    problems, checked = [], {}
+    pages = sorted(p.name for p in site.glob('*.html'))
+    with Served(site) as srv, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={'width': 1280, 'height': 900})
+        for name in pages:
+            resp = page.goto(srv.url + name, wait_until='load')
+            if not resp or not resp.ok: problems.append(f'{name}: HTTP {resp.status if resp else "no response"}'); continue
+            page.wait_for_load_state('networkidle')
+            for href in page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)'):
+                target = href.split('#')[0]
+                if not target.startswith(srv.url): continue
+                if target not in checked: checked[target] = _status(target)
+                if checked[target] != 200: problems.append(f'{name}: broken link to {target[len(srv.url):]} (HTTP {checked[target]})')
+            imgs = page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src").slice(0, 60), e.complete && e.naturalWidth > 0])')
+            problems += [f'{name}: image {src!r} does not load' for src, ok in imgs if not ok]
+            nb = REPO/'nbs'/name.replace('.html', '.ipynb')
+            want, shown = figures_in(nb) if nb.exists() else 0, sum(ok for _, ok in imgs)
+            if shown < want: problems.append(f'{name}: shows {shown} figures, its notebook has {want}')
+            if not page.locator('#quarto-sidebar, nav.sidebar, .sidebar').count(): problems.append(f'{name}: no sidebar')
+            if shots and name in ('index.html', '03_evaluation.html'):
+                page.screenshot(path=str(shots/name.replace('.html', '.png')), full_page=False)
+        browser.close()
+    return problems
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    dest = tmp_path_factory.mktemp('docs')/'site'
+    p = subprocess.run([sys.executable, str(REPO/'.ci'/'docs.py'), '--dest', str(dest)], capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert 'built the documentation site' in p.stdout
+    return dest
+
+def test_site_contents(site):
+    "Home, every chapter in order in the sidebar, search, styles, and show_doc API entries."
+    chapters = sorted(p.stem for p in (REPO/'nbs').glob('[0-9]*.ipynb'))
+    assert sorted(p.stem for p in site.glob('*.html')) == sorted(chapters + ['index'])
+    assert (site/'search.json').exists() and (site/'styles.css').exists()
+    html = (site/'00_data.html').read_text()
+    assert 'fetch_mnist' in html and 'check_file' in html
+    side = (REPO/'nbs'/'sidebar.yml').read_text()
+    assert [l.strip(' -\n') for l in side.splitlines() if '.ipynb' in l] == ['index.ipynb'] + [c + '.ipynb' for c in chapters]
+
+def test_site_in_browser(site):
+    shots = REPO/'screenshots'; shots.mkdir(exist_ok=True)
+    assert check_site(site, shots) == []
+    for s in ('index.png', '03_evaluation.png'): assert (shots/s).stat().st_size > 10_000
+
+def test_browser_check_catches_breakage(site, tmp_path):
+    "A broken internal link and a removed figure are both reported."
+    broken = tmp_path/'site'; shutil.copytree(site, broken)
+    idx = broken/'index.html'
+    idx.write_text(idx.read_text().replace('href="01_model.html"', 'href="01_missing.html"', 1))
+    ev = broken/'03_evaluation.html'
+    ev.write_text(re.sub(r'<img[^>]*>', '', ev.read_text(), count=1))
+    problems = check_site(broken)
+    assert any('broken link to 01_missing.html' in p for p in problems), problems
+    assert any(p.startswith('03_evaluation.html: shows') for p in problems), problems
