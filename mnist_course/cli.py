@@ -172,6 +172,10 @@ def write_artefacts(out:Path, # existing folder
 # %% ../nbs/08_cli.ipynb #0bef89d4
 def _median_rate(times:list, batch_size:int) -> float: return batch_size / statistics.median(times)
 
+def _forever(loader):
+    "The loader's batches, epoch after epoch."
+    while True: yield from loader
+
 def _seed_steps(loader_iter, net, opt, dev, n):
     "Time `n` training steps of the seed path (fetching the batch included)."
     times = []
@@ -213,7 +217,7 @@ def run_bench(steps:int=10, # timed steps per path per round
     s5 = RECIPES['s5']; fast = RECIPES['fast']
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
-    it = iter(loader)
+    it = _forever(loader)
     tensors = load_tensors(data, dev)
     dtype = pick_precision(dev)
     seed_net, fast_net = Net().to(dev), Net().to(dev, memory_format=torch.channels_last)
