@@ -62,7 +62,9 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
             if not page.locator('#quarto-sidebar, nav.sidebar, .sidebar').count(): problems.append(f'{name}: no sidebar')
             if shots and name == 'index.html': page.screenshot(path=str(shots/'index.png'))
             if shots and name == '03_evaluation.html':  # an API entry (show_doc) with the figure of its example below
-                page.locator('h3', has_text='display_model_stats').first.evaluate('e => e.scrollIntoView()')
+                page.locator('h3', has_text='display_model_stats').first.evaluate(
+                    'e => { document.documentElement.style.scrollBehavior = "auto"; e.scrollIntoView({block: "start"}); }')
+                page.wait_for_timeout(300)
                 page.screenshot(path=str(shots/'03_evaluation.png'))
         browser.close()
     return problems
