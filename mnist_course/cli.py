@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #a655ab61
 from __future__ import annotations
-import csv, io, json, math, os, statistics, sys, tempfile, time
+import csv, io, json, math, statistics, sys, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from .model import Net, Net2
 from .training import History, fit, get_device, seed_everything, s5_optimizer, s5_scheduler
 from .utils import display_model_stats
 from .errors import get_incorrect_test_predictions, plot_test_incorrect_predictions
-from .fast import load_tensors, fast_fit, normalize, pick_precision, augment, evaluate
+from .fast import load_tensors, fast_fit, normalize, pick_precision, augment
 from .checkpoint import Checkpointer, CheckpointError, load_checkpoint
 from .training import LossNotFiniteError
 

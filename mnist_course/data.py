@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #f6299d87
 from __future__ import annotations
-import gzip, hashlib, os, shutil, subprocess, sys, tarfile, tempfile, urllib.request
+import gzip, hashlib, os, shutil, subprocess, tarfile, tempfile, urllib.request
 import multiprocessing as mp
 from pathlib import Path
 

@@ -13,7 +13,7 @@ from torch.optim import SGD
 from torch.optim.lr_scheduler import OneCycleLR
 from tqdm import tqdm
 from .data import get_datasets, MNIST_MEAN, MNIST_STD
-from .training import History, history_of, seed_everything, get_device, check_loss
+from .training import History, history_of, seed_everything, check_loss
 
 # %% auto #0
 __all__ = ['MNISTTensors', 'load_tensors', 'normalize', 'augment', 'bf16_native', 'pick_precision', 'evaluate', 'fast_fit']
