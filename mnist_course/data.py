@@ -76,6 +76,8 @@ def atomic_write(path:str|Path, # the final file
     try:
         with os.fdopen(fd, 'wb') as f: write(f)
         if check: check(Path(tmp))
+        mask = os.umask(0); os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600); give it the permissions a new file gets
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
