@@ -43,3 +43,9 @@ def test_readme_is_generated_from_index():
     "README.md is what `.ci/readme.py` makes of nbs/index.ipynb."
     p = subprocess.run([sys.executable, str(REPO/'.ci'/'readme.py'), '--check'], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+def test_saved_outputs_hold_no_progress_bar_redraws():
+    "Saved outputs show each progress bar once, as Jupyter does, not every redraw (`.ci/tidy_outputs.py`)."
+    p = subprocess.run([sys.executable, str(REPO/'.ci'/'tidy_outputs.py'), '--check', *[str(REPO/'nbs'/nb) for nb in NBS]],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
