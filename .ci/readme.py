@@ -4,7 +4,7 @@
 Markdown cells are copied; code cells that are not `#| hide` become ```python blocks (directive lines removed), followed
 by their text output. `--check` exits 1 when README.md differs from what index.ipynb gives.
 """
-import json, os, re, sys, tempfile
+import json, re, sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,12 +36,11 @@ def main(argv):
     readme = REPO/'README.md'
     if '--check' in argv:
         if readme.read_text(encoding='utf-8') != want:
-            print('README.md differs from nbs/index.ipynb: run `python .ci/readme.py` and commit README.md', file=sys.stderr)
+            print('README.md differs from nbs/index.ipynb: run `.venv/bin/python .ci/readme.py` and commit README.md', file=sys.stderr)
             return 1
         return 0
-    fd, tmp = tempfile.mkstemp(dir=REPO, prefix='.README.', suffix='.tmp')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(want)
-    os.replace(tmp, readme)
+    from mnist_course.data import atomic_write  # imported here: torch loads with it, and --check needs none of it
+    atomic_write(readme, lambda f: f.write(want.encode('utf-8')))
     print(f'wrote {readme}')
     return 0
 

@@ -6,7 +6,7 @@ which the documentation site would print line by line. Run after executing a cha
 `.venv/bin/python .ci/tidy_outputs.py nbs/05_s5.ipynb`. With `--check` it changes nothing and exits 1 when a
 notebook needs tidying.
 """
-import argparse, json, os, sys, tempfile
+import argparse, json, sys
 from pathlib import Path
 
 def _collapse(text):
@@ -33,10 +33,8 @@ def tidy_notebook(path:Path, check=False) -> bool:
         new = tidy(c['outputs'])
         if new != c['outputs']: c['outputs'], changed = new, True
     if changed and not check:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
+        from mnist_course.data import atomic_write  # imported here: torch loads with it, and --check needs none of it
+        atomic_write(path, lambda f: f.write((json.dumps(nb, indent=1, ensure_ascii=False) + '\n').encode('utf-8')))
     return changed
 
 if __name__ == '__main__':
