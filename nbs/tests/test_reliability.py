@@ -14,8 +14,13 @@ def run(*args, env=None, **kw):
     p = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, env={**os.environ, **(env or {})}, **kw)
     return p.returncode, p.stdout + p.stderr
 
+def _as_in_a_terminal():
+    "Ctrl-C interrupts, as in a terminal, even where these tests run as a background job that inherits SIGINT ignored."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def start(*args):
-    return subprocess.Popen([str(BIN), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([str(BIN), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_as_in_a_terminal)
 
 def wait_for_epoch(out, epoch, proc, timeout=300):
     "Wait until `out`'s checkpoint holds `epoch` (read through the package, as a resume would)."
