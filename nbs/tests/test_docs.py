@@ -1,7 +1,7 @@
 """The documentation site, built from the notebooks and opened in a real browser (headless Chromium).
 
-Every page must load, no internal link or image may be broken, and every chapter must show as many figures as its
-notebook holds. Screenshots of the home page and a chapter are saved in `screenshots/`.
+Every page must load, no internal link or image may be broken, every chapter must show as many figures as its
+notebook holds, and the pages must show the source of the code the course teaches (cells marked `#| exports`). Screenshots of the home page and a chapter are saved in `screenshots/`.
 """
 import functools, http.server, os, json, re, shutil, subprocess, sys, threading, urllib.error, urllib.request
 from pathlib import Path
@@ -12,6 +12,10 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
         '--disable-component-update', '--disable-sync']
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get('CI'), reason='Chromium is not installed (apt-get install chromium); .ci/run installs it')
+
+# page: the source lines a reader must find there in a code block
+SOURCES = {'01_model.html': ['def forward(self'], '02_training.html': ['def train(', 'def test('],
+           '04_error_analysis.html': ['def get_incorrect_test_predictions('], '06_fast_training.html': ['def augment(', 'def fast_fit(']}
 
 def figures_in(nb: Path) -> int:
     "How many PNG figures the notebook shows (outputs of cells that are not hidden)."
@@ -60,6 +64,8 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
             want, shown = figures_in(nb) if nb.exists() else 0, sum(ok for _, ok in imgs)
             if shown < want: problems.append(f'{name}: shows {shown} figures, its notebook has {want}')
             if not page.locator('#quarto-sidebar, nav.sidebar, .sidebar').count(): problems.append(f'{name}: no sidebar')
+            for needle in SOURCES.get(name, []):
+                if not page.locator('pre', has_text=needle).count(): problems.append(f'{name}: does not show the source `{needle}`')
             if shots and name == 'index.html': page.screenshot(path=str(shots/'index.png'))
             if shots and name == '03_evaluation.html':  # an API entry (show_doc) with the figure of its example below
                 page.locator('h3', has_text='display_model_stats').first.evaluate(
@@ -82,7 +88,7 @@ def test_site_contents(site):
     chapters = sorted(p.stem for p in (REPO/'nbs').glob('[0-9]*.ipynb'))
     assert sorted(p.stem for p in site.glob('*.html')) == sorted(chapters + ['index'])
     assert (site/'search.json').exists() and (site/'styles.css').exists()
-    html = (site/'00_data.html').read_text()
+    html = (site/'09_fetching.html').read_text()
     assert 'fetch_mnist' in html and 'check_file' in html
     side = (REPO/'nbs'/'sidebar.yml').read_text()
     assert [l.strip(' -\n') for l in side.splitlines() if '.ipynb' in l] == ['index.ipynb'] + [c + '.ipynb' for c in chapters]
@@ -93,12 +99,16 @@ def test_site_in_browser(site):
     for s in ('index.png', '03_evaluation.png'): assert (shots/s).stat().st_size > 10_000
 
 def test_browser_check_catches_breakage(site, tmp_path):
-    "A broken internal link and a removed figure are both reported."
+    "A broken internal link, a removed figure and a removed source listing are all reported."
     broken = tmp_path/'site'; shutil.copytree(site, broken)
     idx = broken/'index.html'
     idx.write_text(idx.read_text().replace('href="01_model.html"', 'href="01_missing.html"', 1))
     ev = broken/'03_evaluation.html'
     ev.write_text(re.sub(r'<img[^>]*>', '', ev.read_text(), count=1))
+    fast = broken/'06_fast_training.html'
+    drop = lambda m: '' if 'def fast_fit(' in re.sub(r'<[^>]+>', '', m.group(0)) else m.group(0)  # the listing, whatever its highlighting
+    fast.write_text(re.sub(r'<pre[^>]*>.*?</pre>', drop, fast.read_text(), flags=re.S))
     problems = check_site(broken)
     assert any('broken link to 01_missing.html' in p for p in problems), problems
     assert any(p.startswith('03_evaluation.html: shows') for p in problems), problems
+    assert '06_fast_training.html: does not show the source `def fast_fit(`' in problems, problems

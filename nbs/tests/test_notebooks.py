@@ -2,9 +2,11 @@
 
 Each notebook runs in its own `nbdev_test --n_workers 0` process: with no pool of daemon workers, the chapters'
 DataLoaders really start their two worker processes (nbdev issue 1287). `MNIST_COURSE_QUICK=1` makes the training
-chapters train on subsets for one epoch; the committed outputs come from full runs.
+chapters train on subsets of a few thousand images for a few epochs at most; the committed outputs come from full runs.
+The other checks hold the chapters to the course's form: short cells, a Summary and Exercises in every chapter, self-checks
+whose solutions run (in `10_solutions.ipynb`), every parameter documented, and chapter 4 reusing chapter 3's model.
 """
-import os, shutil, subprocess, sys
+import inspect, json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -49,3 +51,85 @@ def test_saved_outputs_hold_no_progress_bar_redraws():
     p = subprocess.run([sys.executable, str(REPO/'.ci'/'tidy_outputs.py'), '--check', *[str(REPO/'nbs'/nb) for nb in NBS]],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+CHAPTERS = [nb for nb in NBS if re.match(r'0[0-8]_', nb)]
+
+def _cells(nb): return json.loads((REPO/'nbs'/nb).read_text())['cells']
+def _src(c): return ''.join(c['source'])
+
+def test_no_code_cell_is_longer_than_40_lines():
+    long = [(nb, i, len(_src(c).splitlines())) for nb in NBS for i, c in enumerate(_cells(nb))
+            if c['cell_type'] == 'code' and len(_src(c).splitlines()) > 40]
+    assert long == [], f"code cells over 40 lines (notebook, cell, lines): {long}"
+
+@pytest.mark.parametrize('nb', CHAPTERS)
+def test_chapter_ends_with_summary_and_exercises(nb):
+    "`## Summary` (3-6 bullets), then `## Exercises` (3 or more), a self-check the learner runs, and a link to the solutions."
+    md = '\n'.join(_src(c) for c in _cells(nb) if c['cell_type'] == 'markdown')
+    assert '\n## Summary' in '\n' + md and '\n## Exercises' in '\n' + md, f"{nb} has no ## Summary or ## Exercises"
+    summary = md.split('## Summary', 1)[1].split('## Exercises', 1)[0]
+    assert 3 <= len(re.findall(r'^- ', summary, re.M)) <= 6, f"{nb}: the Summary should have 3-6 bullets"
+    exercises = md.split('## Exercises', 1)[1]
+    assert len(re.findall(r'^\d+\. ', exercises, re.M)) >= 3, f"{nb}: fewer than three exercises"
+    assert '10_solutions.ipynb#' in exercises, f"{nb}: the exercises do not link to their solutions"
+    checks = [c for c in _cells(nb) if c['cell_type'] == 'code' and 'from mnist_course.exercises import check_' in _src(c)]
+    assert checks, f"{nb}: no self-check cell"
+
+def test_every_self_check_is_solved_and_tested():
+    "Each self-check a chapter calls is defined in the solutions notebook, called there with a right and a wrong answer."
+    used = {m for nb in NBS for c in _cells(nb) for m in re.findall(r'import (check_\w+)', _src(c))}
+    sol = '\n'.join(_src(c) for c in _cells('10_solutions.ipynb'))
+    for name in used:
+        assert f'def {name}(' in sol, f"{name} is not defined in 10_solutions.ipynb"
+        assert len(re.findall(rf'test_eq\({name}\(', sol)) >= 2, f"{name}: the solutions notebook tests it fewer than twice"
+    for nb in CHAPTERS:
+        anchor = re.search(r'10_solutions\.ipynb#([\w-]+)', '\n'.join(_src(c) for c in _cells(nb))).group(1)
+        heads = [re.sub(r'[^\w\s-]', '', h).strip().lower().replace(' ', '-') for h in re.findall(r'^## (.+)$', sol, re.M)]
+        assert anchor in heads, f"{nb} links to #{anchor}, which is not a section of the solutions"
+
+def test_chapter_0_shows_a_figure_within_its_first_12_cells():
+    first = next(i for i, c in enumerate(_cells('00_data.ipynb')) if any('image/png' in o.get('data', {}) for o in c.get('outputs', [])))
+    assert first < 12, f"chapter 0's first figure is in cell {first}"
+
+def test_every_parameter_is_documented():
+    "docments: every parameter of every public function or method of the package has its own comment.\n\n    (NamedTuples are left out: docments does not read their fields' comments, which their source has.)"
+    from fastcore.docments import docments
+    import importlib, pkgutil, mnist_course
+    missing = []
+    for m in pkgutil.iter_modules(mnist_course.__path__):
+        if m.name.startswith('_'): continue
+        mod = importlib.import_module(f'mnist_course.{m.name}')
+        for name in getattr(mod, '__all__', []):
+            obj = getattr(mod, name)
+            if getattr(obj, '__module__', None) != mod.__name__: continue
+            if inspect.isfunction(obj): fns = [obj]
+            elif inspect.isclass(obj) and not issubclass(obj, BaseException) and not hasattr(obj, '_fields'):  # its __init__ (dataclasses and NamedTuples: the class itself) and public methods
+                own = obj.__init__ if '__init__' in vars(obj) and not hasattr(obj, '__dataclass_fields__') else obj
+                fns = [own] * bool(inspect.signature(obj).parameters) + [v for k, v in vars(obj).items() if inspect.isfunction(v) and not k.startswith('_')]
+            else: continue
+            for f in fns:
+                d = docments(f)
+                params = [p for p in inspect.signature(f).parameters.values() if p.name != 'self' and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+                missing += [f'{mod.__name__}.{getattr(f, "__qualname__", name)}({p.name})' for p in params if not d.get(p.name)]
+    assert missing == [], f"parameters without a docments comment: {missing}"
+
+def test_chapter_4_does_not_retrain_chapter_3s_model(tmp_path, mnist_root):
+    "Full mode: with chapter 3's model saved in the course cache, chapter 4 loads it and trains nothing."
+    (tmp_path/'MNIST').symlink_to(mnist_root/'MNIST', target_is_directory=True)
+    code = (f"import torch; from mnist_course.model import Net; from mnist_course.training import History, seed_everything\n"
+            f"from mnist_course.utils import model_cache_path; from mnist_course.data import atomic_write\n"
+            f"p = model_cache_path(root={str(tmp_path)!r}); p.parent.mkdir(parents=True)\n"  # the full-mode key: 60,000 x 10,000, 5 epochs
+            f"seed_everything(1); sd = Net().state_dict(); h = History(test_acc=[11.0] * 5, test_losses=[2.3] * 5)\n"
+            f"atomic_write(p, lambda f: torch.save(dict(state_dict=sd, history=vars(h)), f))")
+    subprocess.run([sys.executable, '-c', code], check=True)
+    env = {k: v for k, v in os.environ.items() if k != 'MNIST_COURSE_QUICK'}
+    env.update(MNIST_COURSE_DATA=str(tmp_path), MPLBACKEND='Agg')
+    out = tmp_path/'ch4.ipynb'
+    p = subprocess.run([str(BIN/'jupyter'), 'nbconvert', '--to', 'notebook', '--execute', str(REPO/'nbs'/'04_error_analysis.ipynb'),
+                        '--output', str(out), '--ExecutePreprocessor.timeout=600'], cwd=REPO/'nbs', env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = '\n'.join(''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', ''))
+                     for c in json.loads(out.read_text())['cells'] if c['cell_type'] == 'code' for o in c['outputs'])
+    assert 'loaded the trained model Net-s5-seed1-5ep-60000x10000.pt' in text, text[:2000]
+    assert 'Epoch 1' not in text and 'saved the trained model' not in text
+    assert "'test accuracy after 5 epochs: 11.00%'" in text  # the saved model's own history, not a new run's
