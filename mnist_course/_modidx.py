@@ -154,4 +154,5 @@ d = { 'settings': { 'branch': 'main',
                                     'mnist_course.utils.plot_confusion_matrix': ( 'evaluation.html#plot_confusion_matrix',
                                                                                   'mnist_course/utils.py'),
                                     'mnist_course.utils.plot_per_class_accuracy': ( 'evaluation.html#plot_per_class_accuracy',
-                                                                                    'mnist_course/utils.py')}}}
+                                                                                    'mnist_course/utils.py'),
+                                    'mnist_course.utils.s5_loaders': ('evaluation.html#s5_loaders', 'mnist_course/utils.py')}}}

@@ -1,4 +1,4 @@
-"What the data chapter must not do in a notebook: damage files, or simulate every source failing."
+"What the fetching appendix (09_fetching) must not do in a notebook: damage files, or simulate every source failing."
 import gzip, http.server, os, socket, threading
 from pathlib import Path
 import pytest
