@@ -1,7 +1,8 @@
 """The documentation site, built from the notebooks and opened in a real browser (headless Chromium).
 
-Every page must load, no internal link or image may be broken, every chapter must show as many figures as its
-notebook holds, and the pages must show the source of the code the course teaches (cells marked `#| exports`). Screenshots of the home page and a chapter are saved in `screenshots/`.
+Every page must load; no internal link, section it names, or image may be broken; every chapter must show as many
+figures as its notebook holds, and the pages must show the source of the code the course teaches (cells marked
+`#| exports`). Screenshots of the home page and a chapter are saved in `screenshots/`.
 """
 import functools, http.server, os, json, re, shutil, subprocess, sys, threading, urllib.error, urllib.request
 from pathlib import Path
@@ -44,7 +45,7 @@ def _status(url):
 def check_site(site: Path, shots: Path | None = None) -> list[str]:
     "Open every page of `site` in Chromium; return the problems found (empty when the site is sound)."
     from playwright.sync_api import sync_playwright
-    problems, checked = [], {}
+    problems, checked, html_of = [], {}, {}
     pages = sorted(p.name for p in site.glob('*.html'))
     with Served(site) as srv, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -54,10 +55,13 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
             if not resp or not resp.ok: problems.append(f'{name}: HTTP {resp.status if resp else "no response"}'); continue
             page.wait_for_load_state('networkidle')
             for href in page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)'):
-                target = href.split('#')[0]
+                target, _, frag = href.partition('#')
                 if not target.startswith(srv.url): continue
                 if target not in checked: checked[target] = _status(target)
-                if checked[target] != 200: problems.append(f'{name}: broken link to {target[len(srv.url):]} (HTTP {checked[target]})')
+                if checked[target] != 200: problems.append(f'{name}: broken link to {target[len(srv.url):]} (HTTP {checked[target]})'); continue
+                if frag and target.endswith('.html'):  # a link to a section: the section must be there
+                    if target not in html_of: html_of[target] = urllib.request.urlopen(target, timeout=10).read().decode()
+                    if f'id="{frag}"' not in html_of[target]: problems.append(f'{name}: link to a missing section {target[len(srv.url):]}#{frag}')
             imgs = page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src").slice(0, 60), e.complete && e.naturalWidth > 0])')
             problems += [f'{name}: image {src!r} does not load' for src, ok in imgs if not ok]
             nb = REPO/'nbs'/name.replace('.html', '.ipynb')
@@ -108,7 +112,10 @@ def test_browser_check_catches_breakage(site, tmp_path):
     fast = broken/'06_fast_training.html'
     drop = lambda m: '' if 'def fast_fit(' in re.sub(r'<[^>]+>', '', m.group(0)) else m.group(0)  # the listing, whatever its highlighting
     fast.write_text(re.sub(r'<pre[^>]*>.*?</pre>', drop, fast.read_text(), flags=re.S))
+    ch1 = broken/'01_model.html'
+    ch1.write_text(ch1.read_text().replace('10_solutions.html#chapter-1-model', '10_solutions.html#chapter-1-modle'))
     problems = check_site(broken)
     assert any('broken link to 01_missing.html' in p for p in problems), problems
     assert any(p.startswith('03_evaluation.html: shows') for p in problems), problems
     assert '06_fast_training.html: does not show the source `def fast_fit(`' in problems, problems
+    assert '01_model.html: link to a missing section 10_solutions.html#chapter-1-modle' in problems, problems
