@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #7ef8120d
 from __future__ import annotations
-import csv, io, json, math, statistics, sys, time
+import csv, io, json, math, os, statistics, sys, time
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -58,8 +58,12 @@ class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C during training; the message says how to resume."
 
 # %% ../nbs/08_cli.ipynb #c1b80e66
-def _check_args(model, recipe, epochs, lr, batch_size, n_train):
+def _check_args(model, recipe, epochs, lr, batch_size, n_train, n_test):
     "Refuse a bad option before any work, naming the option and what it takes."
+    for name, n, top, split in (('--n-train', n_train, 60000, 'training'), ('--n-test', n_test, 10000, 'test')):
+        if n is not None and not (isinstance(n, int) and 1 <= n <= top):
+            raise ValueError(f"{name} must be a whole number between 1 and {top:,} (MNIST's {split} images), got {n!r}; leave it out to use them all")
+    n_train = n_train or 60000
     if model not in MODELS: raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
     if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
@@ -86,7 +90,7 @@ def _run_config(out:Path, resume:bool, given:dict) -> dict:
     r = RECIPES.get(cfg['recipe'], {})
     for k in ('epochs', 'lr', 'batch_size'):
         if cfg[k] is None: cfg[k] = r.get(k)
-    _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'], cfg['n_train'] or 60000)
+    _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'], cfg['n_train'], cfg['n_test'])
     return cfg
 
 # %% ../nbs/08_cli.ipynb #e8758c8d
@@ -242,6 +246,10 @@ def run_bench(steps:int=10, # timed steps per path per round
     "Throughput of the seed recipe and the fast engine side by side, their ratio, and the default recipe's time to accuracy."
     if not (isinstance(steps, int) and steps >= 1 and isinstance(rounds, int) and rounds >= 1):
         raise ValueError(f"--steps and --rounds must be whole numbers of at least 1, got {steps!r} and {rounds!r}")
+    if json_out:  # checked before the benchmark runs, not after
+        folder = Path(json_out).expanduser().resolve().parent
+        if not folder.is_dir(): raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
+        if not os.access(folder, os.W_OK): raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
     dev = resolve_device(device)
     say = print if progress else (lambda *a, **k: None)
     seed_everything(0)

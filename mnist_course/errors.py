@@ -18,6 +18,7 @@ def get_incorrect_test_predictions(model:nn.Module, # trained network
                                   ) -> dict:
     "The misclassified test images: `{'images': [...], 'ground_truths': [...], 'predicted_vals': [...]}`."
     incorrect_pred = {'images': [], 'ground_truths': [], 'predicted_vals': []}
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         for data, target in test_loader:
@@ -27,12 +28,27 @@ def get_incorrect_test_predictions(model:nn.Module, # trained network
             incorrect_pred['images'].extend(data[wrong].cpu())
             incorrect_pred['ground_truths'].extend(target[wrong].cpu())
             incorrect_pred['predicted_vals'].extend(pred[wrong].cpu())
+    model.train(was_training)  # leave the model in the mode it was found in
     return incorrect_pred
+
+# %% ../nbs/04_error_analysis.ipynb #chk0incorrect
+_KEYS = ('images', 'ground_truths', 'predicted_vals')
+
+def _check_incorrect(incorrect_pred:dict, # what `get_incorrect_test_predictions` returned
+                    ):
+    "Raise a clear error unless `incorrect_pred` has the three lists of the seed's dictionary, of one length."
+    if not isinstance(incorrect_pred, dict) or any(k not in incorrect_pred for k in _KEYS):
+        got = sorted(incorrect_pred) if isinstance(incorrect_pred, dict) else type(incorrect_pred).__name__
+        raise ValueError(f"expected the dictionary get_incorrect_test_predictions returns, with keys {list(_KEYS)}; got {got}")
+    lengths = {k: len(incorrect_pred[k]) for k in _KEYS}
+    if len(set(lengths.values())) > 1: raise ValueError(f"the three lists must have one length (one entry per image), got {lengths}")
+
 
 # %% ../nbs/04_error_analysis.ipynb #80194e7b
 def plot_test_incorrect_predictions(incorrect_pred:dict, # as returned by `get_incorrect_test_predictions`
                                    ) -> plt.Figure:
     "Up to 16 misclassified images in a 4x4 grid, titled 'predicted vs truth'."
+    _check_incorrect(incorrect_pred)
     fig = plt.figure(figsize=(10, 10))
     n = min(16, len(incorrect_pred['images']))
     for i in range(n):

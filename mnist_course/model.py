@@ -14,12 +14,16 @@ __all__ = ['NET_LAYERS', 'check_input', 'Net', 'receptive_field', 'Net2']
 
 # %% ../nbs/01_model.ipynb #0c1d79ac
 def check_input(x:torch.Tensor, # what was given to the model
+                dtype:torch.dtype|None=None, # the dtype of the model's weights, which `x` must have
                ):
-    "Raise a clear error unless `x` is a float batch `(N, 1, 28, 28)` or a single `(1, 28, 28)` image."
+    "Raise a clear error unless `x` is a float batch `(N, 1, 28, 28)` or a single `(1, 28, 28)` image (of `dtype`)."
     if not isinstance(x, torch.Tensor): raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"the model takes float images, got dtype {x.dtype}: use the S5 transforms, "
                         "or convert with x.float() / 255 and normalise with mean 0.1307, std 0.3081")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"the model's weights are {dtype} but the images are {x.dtype}: convert the images with "
+                        f"x.to({dtype}) (for lower precision, keep float32 input and use torch.autocast, as chapter 6 does)")
     shape = tuple(x.shape)
     if shape[-3:] == (1, 28, 28) and x.ndim in (3, 4): return
     hint = ("add the channel axis with x.unsqueeze(1)" if shape[-2:] == (28, 28) and x.ndim == 3 else
@@ -43,7 +47,7 @@ class Net(nn.Module):
 
     def forward(self, x:torch.Tensor, # a batch `(N, 1, 28, 28)` or one image `(1, 28, 28)`, normalised
                ) -> torch.Tensor:
-        check_input(x)
+        check_input(x, self.conv1.weight.dtype)
         x = F.relu(self.conv1(x))                      # 32 x 26 x 26
         x = F.relu(F.max_pool2d(self.conv2(x), 2))     # 64 x 12 x 12
         x = F.relu(self.conv3(x))                      # 128 x 10 x 10

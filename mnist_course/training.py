@@ -81,6 +81,7 @@ def train(model:nn.Module, # the network to train
          ) -> tuple[list, list]:
     "Train `model` for one epoch; append and return `(train_acc, train_losses)` of its history."
     h = history if history is not None else history_of(model)
+    if len(train_loader) == 0: raise ValueError("the training loader yields no batches: give it a dataset with at least one image")
     model.train()
     pbar = tqdm(train_loader, mininterval=1, leave=True)
     train_loss = correct = processed = 0
@@ -109,6 +110,7 @@ def test(model:nn.Module, # the network to evaluate
         ) -> tuple[list, list]:
     "Evaluate `model` on `test_loader`; print the seed's summary line; append and return `(test_acc, test_losses)`."
     h = history if history is not None else history_of(model)
+    if len(test_loader.dataset) == 0: raise ValueError("the test loader holds no images: give it a dataset with at least one image")
     model.eval()
     test_loss = correct = 0
     with torch.no_grad():

@@ -141,3 +141,45 @@ def test_wrong_format_idx_file(tmp_path, mnist_root):
     env = {'MNIST_COURSE_MIRRORS': f'http://127.0.0.1:{port}/', 'PATH': str(Path(sys.executable).parent)}
     code, text = run('train', '--out', tmp_path/'run', '--data', tmp_path/'data', *SMALL, env=env)
     assert code == 2 and 'train-labels-idx1-ubyte: wrong size: 10,008 bytes where 60,008 were expected' in text, text
+
+# Issue 12, items 3, 8 and 10: sizes and destinations checked before any work; clear errors from the Python API.
+
+@pytest.mark.parametrize('args, msg', [
+    (['--n-test', '0'], '--n-test must be a whole number between 1 and 10,000'),
+    (['--n-train', '0'], '--n-train must be a whole number between 1 and 60,000'),
+    (['--n-train', '-5'], '--n-train must be'),
+    (['--n-train', str(10**9)], '--n-train must be'),
+    (['--n-test', '-5'], '--n-test must be'),
+    (['--recipe', 's5', '--n-train', '0'], '--n-train must be'),
+])
+def test_sizes_are_checked_before_training(tmp_path, args, msg):
+    t = time.perf_counter()
+    code, text = run('train', '--out', tmp_path/'run', *args, '--no-progress')
+    assert code == 2 and msg in text and 'Traceback' not in text, text
+    assert not (tmp_path/'run').exists()  # refused before anything was written
+    assert time.perf_counter() - t < 60, "refused only after work"  # generous: it must not train an epoch first
+
+def test_bench_checks_its_json_destination_first(tmp_path):
+    code, text = run('bench', '--json-out', tmp_path/'no'/'such'/'b.json', '--no-progress')
+    assert code == 2 and 'does not exist' in text and 'Traceback' not in text, text
+    assert 'round' not in text and 'median' not in text  # nothing was measured
+
+def test_python_api_errors_are_clear(mnist_root):
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, Subset
+    from fastcore.test import test_fail
+    from mnist_course.model import Net, train, test, get_incorrect_test_predictions
+    from mnist_course.utils import plot_test_incorrect_predictions
+    from mnist_course.data import get_datasets, get_loaders, subset, s5_test_transforms
+    net = Net()
+    for dtype in (torch.float64, torch.float16):
+        test_fail(lambda: net(torch.zeros(2, 1, 28, 28, dtype=dtype)), contains=f'the images are {dtype}')
+    tr, te = get_datasets(train_tfms=s5_test_transforms(), test_tfms=s5_test_transforms())
+    empty_train = empty_test = DataLoader(Subset(te, []), batch_size=64)  # unshuffled: torch refuses an empty shuffled loader itself
+    test_fail(lambda: train(net, 'cpu', empty_train, torch.optim.SGD(net.parameters(), lr=0.01), F.cross_entropy), contains='yields no batches')
+    test_fail(lambda: test(net, 'cpu', empty_test, F.cross_entropy), contains='holds no images')
+    test_fail(lambda: plot_test_incorrect_predictions({}), contains='with keys')
+    _, small = get_loaders(subset(tr, 8), subset(te, 200), batch_size=100, num_workers=0)
+    wrong = get_incorrect_test_predictions(net.train(), 'cpu', small)
+    assert net.training, "get_incorrect_test_predictions must leave the model in the mode it found"
+    test_fail(lambda: plot_test_incorrect_predictions(dict(wrong, predicted_vals=wrong['predicted_vals'][:-1])), contains='one length')
