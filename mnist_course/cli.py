@@ -208,13 +208,13 @@ def _throughput(data, dev, steps, rounds, say) -> dict:
     loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
     tensors, dtype = load_tensors(data, dev), pick_precision(dev)
     seed_net, fast_net = Net().to(dev), Net().to(dev, memory_format=torch.channels_last)
-    seed = _seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev)
-    fast = _fast_step(tensors, fast_net, torch.optim.SGD(fast_net.parameters(), lr=0.01, momentum=0.9, nesterov=True),
-                      dtype, RECIPES['fast']['batch_size'], torch.Generator(device=dev).manual_seed(0))
+    seed_step = _seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev)
+    fast_step_ = _fast_step(tensors, fast_net, torch.optim.SGD(fast_net.parameters(), lr=0.01, momentum=0.9, nesterov=True),
+                            dtype, fast['batch_size'], torch.Generator(device=dev).manual_seed(0))
     seed_rates, fast_rates = [], []
     for r in range(rounds):
-        seed_rates.append(images_per_s(seed, s5['batch_size'], steps, warmup=2 if r == 0 else 0))
-        fast_rates.append(images_per_s(fast, RECIPES['fast']['batch_size'], steps, warmup=3 if r == 0 else 0))
+        seed_rates.append(images_per_s(seed_step, s5['batch_size'], steps, warmup=2 if r == 0 else 0))
+        fast_rates.append(images_per_s(fast_step_, fast['batch_size'], steps, warmup=3 if r == 0 else 0))
         say(f"round {r + 1}/{rounds}: seed recipe {seed_rates[-1]:,.0f} images/s, fast engine {fast_rates[-1]:,.0f} images/s")
     res = dict(device=str(dev), precision=str(dtype).replace('torch.', ''), torch=torch.__version__, threads=torch.get_num_threads(),
                seed_images_per_s=statistics.median(seed_rates), fast_images_per_s=statistics.median(fast_rates))

@@ -4,18 +4,18 @@
 
 # %% ../nbs/10_solutions.ipynb #cb4bfbfc
 from __future__ import annotations
-import contextlib, io, math, random, shutil, tempfile
+import contextlib, io, math, shutil, tempfile
 from pathlib import Path
 import torch
 from .fetch import MNIST_FILES, check_file, fetch_mnist, raw_folder
 from .model import NET_LAYERS, receptive_field, Net
 from .training import History, s5_optimizer, s5_scheduler
-from .utils import Predictions
+from .data import get_datasets
+from .utils import Predictions, per_class_accuracy
 
 # %% auto #0
-__all__ = ['check_folder_source', 'check_most_ink', 'get_datasets_quiet', 'check_receptive_field', 'check_s5_lr',
-           'check_precision', 'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_checkpoint_keys',
-           'check_exit_status']
+__all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
+           'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_checkpoint_keys', 'check_exit_status']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
 def _verdict(ok:bool, # whether the answer is right
@@ -47,16 +47,15 @@ def check_most_ink(answer:int|None, # the digit you think has the highest mean p
                   ) -> bool:
     "Self-check for chapter 0, exercise 1: which digit has the most ink?"
     if answer is None: return _unanswered("set `answer` to a digit 0-9")
-    ds, _ = get_datasets_quiet()
+    ds, _ = _datasets_quiet()
     ink = torch.stack([ds.data[ds.targets == d].float().mean() for d in range(10)])
     best = int(ink.argmax())
     return _verdict(int(answer) == best, f"{best} has the most ink: mean pixel {float(ink[best]) / 255:.3f}, a large closed loop.",
                     f"{answer} has a mean pixel of {float(ink[int(answer)]) / 255:.3f}; another digit has more. Compute the mean of each.")
 
 # %% ../nbs/10_solutions.ipynb #548f50bc
-def get_datasets_quiet():
+def _datasets_quiet():
     "The MNIST datasets, without the fetch's messages."
-    from mnist_course.data import get_datasets
     with contextlib.redirect_stdout(io.StringIO()): return get_datasets()
 
 # %% ../nbs/10_solutions.ipynb #2c38a3d9
@@ -88,12 +87,12 @@ def check_precision(fn, # your `per_class_precision(cm)`
     if fn is None: return _unanswered("pass your function `per_class_precision`")
     g = torch.Generator().manual_seed(0)
     for cm in [torch.tensor([[3, 1], [0, 4]]), torch.randint(0, 50, (10, 10), generator=g)]:
-        want = 100 * cm.diag().double() / cm.sum(0).clamp(min=1).double()
+        want = per_class_accuracy(cm.T)  # precision is the per-class accuracy of the transposed matrix
         got = fn(cm)
         if got is None: return _verdict(False, '', "your function returns None: return a tensor with one percentage per class")
         got = torch.as_tensor(got, dtype=torch.double)
         if got.shape != want.shape or not torch.allclose(got, want, atol=1e-6):
-            rows = torch.allclose(got, 100 * cm.diag().double() / cm.sum(1).double(), atol=1e-6) if got.shape == want.shape else False
+            rows = torch.allclose(got, per_class_accuracy(cm), atol=1e-6) if got.shape == want.shape else False
             return _verdict(False, '', f"on {cm.tolist() if len(cm) == 2 else 'a 10x10 matrix'} it gives {got.tolist()[:3]}..., expected {want.tolist()[:3]}..."
                             + (" You divided by the row sums: that is recall (per-class accuracy); precision divides by the column sums." if rows else ''))
     return _verdict(True, "Precision: the diagonal over the column sums, the images predicted as each class.", '')
@@ -121,10 +120,11 @@ def check_s5_steps(answer:int|None, # optimizer steps of the seed's 20-epoch run
                   ) -> bool:
     "Self-check for chapter 5, exercise 1."
     if answer is None: return _unanswered("set `answer` to a whole number of steps")
-    per_epoch = math.ceil(len(get_datasets_quiet()[0]) / 512)
+    n = len(_datasets_quiet()[0])
+    per_epoch = math.ceil(n / 512)
     want = 20 * per_epoch
-    hint = ("the last batch of each epoch is smaller, but it is still a step: round up" if int(answer) == 20 * (60000 // 512)
-            else f"count the batches of one epoch (60,000 images, 512 a batch), then multiply by 20")
+    hint = ("the last batch of each epoch is smaller, but it is still a step: round up" if int(answer) == 20 * (n // 512)
+            else f"count the batches of one epoch ({n:,} images, 512 a batch), then multiply by 20")
     return _verdict(int(answer) == want, f"{per_epoch} steps an epoch, {want:,} in 20 epochs.", hint)
 
 # %% ../nbs/10_solutions.ipynb #8a60bae2

@@ -18,7 +18,7 @@ from .model import Net
 from .training import History, fit, seed_everything
 
 # %% auto #0
-__all__ = ['model_cache_path', 'load_or_train', 's5_loaders', 'display_model_stats', 'Predictions', 'get_predictions', 'confusion_matrix', 'plot_confusion_matrix', 'per_class_accuracy', 'plot_per_class_accuracy']
+__all__ = ['model_cache_path', 'save_trained', 'load_or_train', 's5_loaders', 'display_model_stats', 'Predictions', 'get_predictions', 'confusion_matrix', 'plot_confusion_matrix', 'per_class_accuracy', 'plot_per_class_accuracy']
 
 # %% ../nbs/03_evaluation.ipynb #7ce1b324
 def model_cache_path(model:str='Net', # model class name
@@ -33,6 +33,15 @@ def model_cache_path(model:str='Net', # model class name
     return data_dir(root)/'models'/f'{model}-{recipe}-seed{seed}-{epochs}ep-{n_train}x{n_test}.pt'
 
 # %% ../nbs/03_evaluation.ipynb #f722ed10
+def save_trained(path:Path, # where to save, e.g. `model_cache_path(...)`
+                 model:nn.Module, # the trained network
+                 history:History, # its metrics
+                ) -> Path:
+    "Save `model`'s weights (on the CPU) and `history` atomically, in the form `load_or_train` loads."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(history)), f))
+
 def _load_saved(path:Path, device:torch.device) -> Net|None:
     "The saved model at `path` with its history, or None (saying why) when there is none or it cannot be used."
     if not path.is_file(): return None
@@ -59,10 +68,7 @@ def load_or_train(train_loader, # the S5 training loader
     if model is not None: return model
     seed_everything(seed)
     model = Net().to(device)
-    h = fit(model, device, train_loader, test_loader, epochs=epochs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(h)), f))
+    save_trained(path, model, fit(model, device, train_loader, test_loader, epochs=epochs))
     print(f"saved the trained model as {path.name} in the course cache")
     return model
 

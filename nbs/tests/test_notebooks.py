@@ -116,11 +116,10 @@ def test_every_parameter_is_documented():
 def test_chapter_4_does_not_retrain_chapter_3s_model(tmp_path, mnist_root):
     "Full mode: with chapter 3's model saved in the course cache, chapter 4 loads it and trains nothing."
     (tmp_path/'MNIST').symlink_to(mnist_root/'MNIST', target_is_directory=True)
-    code = (f"import torch; from mnist_course.model import Net; from mnist_course.training import History, seed_everything\n"
-            f"from mnist_course.utils import model_cache_path; from mnist_course.data import atomic_write\n"
-            f"p = model_cache_path(root={str(tmp_path)!r}); p.parent.mkdir(parents=True)\n"  # the full-mode key: 60,000 x 10,000, 5 epochs
-            f"seed_everything(1); sd = Net().state_dict(); h = History(test_acc=[11.0] * 5, test_losses=[2.3] * 5)\n"
-            f"atomic_write(p, lambda f: torch.save(dict(state_dict=sd, history=vars(h)), f))")
+    code = (f"from mnist_course.model import Net; from mnist_course.training import History, seed_everything\n"
+            f"from mnist_course.utils import model_cache_path, save_trained\n"
+            f"seed_everything(1); h = History(test_acc=[11.0] * 5, test_losses=[2.3] * 5)\n"
+            f"save_trained(model_cache_path(root={str(tmp_path)!r}), Net(), h)")  # the full-mode key: 60,000 x 10,000, 5 epochs
     subprocess.run([sys.executable, '-c', code], check=True)
     env = {k: v for k, v in os.environ.items() if k != 'MNIST_COURSE_QUICK'}
     env.update(MNIST_COURSE_DATA=str(tmp_path), MPLBACKEND='Agg')
