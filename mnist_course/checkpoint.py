@@ -4,16 +4,17 @@
 
 # %% ../nbs/07_checkpoints.ipynb #d83da774
 from __future__ import annotations
-import random
+import hashlib, io, random
 from dataclasses import asdict, fields
 from pathlib import Path
 import torch
 from .data import atomic_write
-from .training import History
+from .training import History, LossNotFiniteError
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['FORMAT', 'rng_state', 'set_rng_state', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'Checkpointer']
+__all__ = ['FORMAT', 'rng_state', 'set_rng_state', 'CheckpointError', 'CheckpointWriteError', 'save_checkpoint',
+           'load_checkpoint', 'Checkpointer', 'scale_lr']
 
 # %% ../nbs/07_checkpoints.ipynb #0ba3e7e1
 def rng_state(generator:torch.Generator|None=None, # an extra generator to include (the fast path's)
@@ -37,7 +38,32 @@ def set_rng_state(s:dict, # from `rng_state`
 class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: missing, damaged, or made by another model."
 
-FORMAT = 1  # bump when the layout of a checkpoint changes
+class CheckpointWriteError(CheckpointError):
+    "A checkpoint could not be written (disk full, read-only folder); the previous one is kept."
+
+FORMAT = 2  # bump when the layout of a checkpoint changes (2: a SHA-256 seal at the end of the file)
+_SEAL = b'mnist-course-sha'  # 16 bytes, followed by the 32-byte SHA-256 of everything before them
+
+# %% ../nbs/07_checkpoints.ipynb #ck0seal1
+def _seal(payload:bytes) -> bytes:
+    "`payload` followed by `_SEAL` and its SHA-256 digest."
+    return payload + _SEAL + hashlib.sha256(payload).digest()
+
+def _unseal(blob:bytes, path:Path) -> bytes:
+    "The payload of a sealed file, or a `CheckpointError` when the seal is missing or does not match."
+    payload, seal, digest = blob[:-48], blob[-48:-32], blob[-32:]
+    if seal != _SEAL:
+        raise CheckpointError(f"the checkpoint {path} cannot be read: it has no checksum at its end, so it is truncated, damaged, "
+                              f"or not an mnist-course checkpoint (format {FORMAT}). Delete it to train from the start, or choose another output folder")
+    if hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(f"the checkpoint {path} fails its checksum: its bytes changed after it was written (a disk or copy fault), "
+                              "so its weights cannot be trusted. Restore it from a copy, or delete it to train from the start")
+    return payload
+
+def _write(path:Path, ckpt:dict) -> Path:
+    "Serialise `ckpt` in memory, seal it, and write it atomically to `path`."
+    buf = io.BytesIO(); torch.save(ckpt, buf)
+    return atomic_write(path, lambda f: f.write(_seal(buf.getvalue())))
 
 # %% ../nbs/07_checkpoints.ipynb #2fdc1870
 def save_checkpoint(path:str|Path, # the checkpoint file
@@ -49,21 +75,26 @@ def save_checkpoint(path:str|Path, # the checkpoint file
                     generator:torch.Generator|None=None, # the fast path's batch generator
                     config:dict|None=None, # how the run was started (model, recipe, epochs, ...)
                    ) -> Path:
-    "Write a checkpoint atomically (`atomic_write`: a temporary file in the same folder, then a rename)."
-    path = Path(path)
+    "Write a checkpoint atomically, sealed with its SHA-256; refuse weights that are no longer finite."
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]}): not saved, "
+                                     "so the last checkpoint stays the last good one. Lower the learning rate (e.g. by 10x)")
     ckpt = dict(format=FORMAT, model_class=type(model).__name__, epoch=epoch, config=dict(config or {}),
                 model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                 history=asdict(history), rng=rng_state(generator))
-    return atomic_write(path, lambda f: torch.save(ckpt, f))
+    return _write(Path(path), ckpt)
 
 # %% ../nbs/07_checkpoints.ipynb #a0ad796a
 def load_checkpoint(path:str|Path, # the checkpoint file
                     model_class:str|None=None, # refuse a checkpoint of another model class
                    ) -> dict:
-    "Read and check a checkpoint; raise `CheckpointError` saying what is wrong and what to do."
+    "Read and check a checkpoint (its seal first); raise `CheckpointError` saying what is wrong and what to do."
     path = Path(path)
+    if path.is_dir(): raise CheckpointError(f"{path} is a folder, not a checkpoint file: move it out of the way, or choose another output folder")
     if not path.is_file(): raise CheckpointError(f"there is no checkpoint at {path}: nothing to resume")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    try: payload = _unseal(path.read_bytes(), path)
+    except OSError as e: raise CheckpointError(f"the checkpoint {path} cannot be read: {e.strerror or e}") from None
+    try: ckpt = torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
     except Exception as e:
         raise CheckpointError(f"the checkpoint {path} cannot be read ({type(e).__name__}): it is damaged or not a "
                               "checkpoint. Delete it to train from the start, or choose another output folder") from None
@@ -92,9 +123,24 @@ def save(self:Checkpointer, epoch:int, # epochs completed
          history:History, # metrics so far
          generator:torch.Generator|None=None, # the fast path's batch generator
         ):
-    "Save the run after `epoch` to the checkpointer's file."
-    save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator, self.config)
+    "Save the run after `epoch` to the checkpointer's file; a failed write keeps the previous checkpoint and says so."
+    try: save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator, self.config)
+    except OSError as e:
+        kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else "there is no earlier checkpoint"
+        raise CheckpointWriteError(f"could not write the checkpoint of epoch {epoch} to {self.path} ({e.strerror or e}); {kept}") from None
     self.epoch = epoch
+
+# %% ../nbs/07_checkpoints.ipynb #ck0scalc
+def scale_lr(optimizer:torch.optim.Optimizer, # its param groups hold the current (and one-cycle's peak and floor) rates
+             scheduler, # its `base_lrs` are scaled too
+             factor:float, # e.g. 0.1 for a learning rate 10 times lower
+            ):
+    "Multiply every learning rate of `optimizer` and `scheduler` by `factor`, keeping the schedule's shape and step."
+    for g in optimizer.param_groups:
+        for k in ('lr', 'initial_lr', 'max_lr', 'min_lr'):
+            if k in g: g[k] *= factor
+    scheduler.base_lrs = [b * factor for b in scheduler.base_lrs]
+    if hasattr(scheduler, '_last_lr'): scheduler._last_lr = [l * factor for l in scheduler._last_lr]
 
 # %% ../nbs/07_checkpoints.ipynb #cf98e945
 @patch
@@ -110,6 +156,8 @@ def restore(self:Checkpointer, model, # the network to load the weights into
     try: model.load_state_dict(ckpt['model'])
     except RuntimeError as e: raise CheckpointError(f"{self.path} does not fit this model: {str(e).splitlines()[0]}") from None
     optimizer.load_state_dict(ckpt['optimizer']); scheduler.load_state_dict(ckpt['scheduler'])
+    old, new = ckpt['config'].get('lr'), (self.config or {}).get('lr')
+    if old and new and new != old: scale_lr(optimizer, scheduler, new / old)  # a resume with a lower --lr after a divergence
     for f in fields(History): setattr(history, f.name, list(ckpt['history'].get(f.name, [])))
     set_rng_state(ckpt['rng'], generator)
     self.epoch = ckpt['epoch']

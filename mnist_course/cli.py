@@ -4,27 +4,29 @@
 
 # %% ../nbs/08_cli.ipynb #7ef8120d
 from __future__ import annotations
-import csv, io, json, math, os, statistics, sys, time
+import csv, io, json, math, os, shlex, shutil, signal, statistics, sys, threading, time
 from pathlib import Path
+try: import fcntl  # the run-folder lock (Linux, macOS); Windows has no flock and runs without it
+except ImportError: fcntl = None
 import torch
 import torch.nn.functional as F
 import matplotlib
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader, TensorDataset
 from fastcore.script import anno_parser
-from .data import (MNISTUnavailableError, atomic_write, get_datasets, get_loaders, subset, s5_train_transforms,
-                               s5_test_transforms)
+from .data import (MNISTUnavailableError, atomic_write, fetch_mnist, get_datasets, get_loaders, subset,
+                               s5_train_transforms, s5_test_transforms)
 from .model import Net, Net2
 from .training import History, fit, get_device, seed_everything, s5_optimizer, s5_scheduler
 from .utils import display_model_stats
 from .errors import get_incorrect_test_predictions, plot_test_incorrect_predictions
 from .fast import load_tensors, fast_fit, fast_step, images_per_s, normalize, pick_precision
-from .checkpoint import Checkpointer, CheckpointError, load_checkpoint
+from .checkpoint import Checkpointer, CheckpointError, CheckpointWriteError, load_checkpoint, _write
 from .training import LossNotFiniteError
 
 # %% auto #0
-__all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'COMMANDS', 'resolve_device', 'TrainingInterrupted', 'run_training',
-           'write_artefacts', 'run_bench', 'main']
+__all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'COMMANDS', 'resolve_device', 'TrainingInterrupted',
+           'RunFolderError', 'run_training', 'write_artefacts', 'run_bench', 'main']
 
 # %% ../nbs/08_cli.ipynb #773f909e
 RECIPES = {
@@ -50,12 +52,15 @@ def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:
     return dev
 
 # %% ../nbs/08_cli.ipynb #dc0499d2
-ARTEFACTS = ('metrics.csv', 'metrics.json', 'stats.png', 'misclassified.png', 'model.pt')
-CHECKPOINT = 'checkpoint.pt'
-_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test')
+ARTEFACTS = ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metrics.json')  # published in this order
+CHECKPOINT, LOCK, STAGING = 'checkpoint.pt', '.lock', '.artefacts.part'
+_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'lr_changes')
 
 class TrainingInterrupted(KeyboardInterrupt):
-    "Ctrl-C during training; the message says how to resume."
+    "Ctrl-C (or SIGTERM) during training; the message says how to go on."
+
+class RunFolderError(RuntimeError):
+    "The output folder cannot be used: in use by another run, not writable, too small, or a write failed."
 
 # %% ../nbs/08_cli.ipynb #c1b80e66
 def _check_args(model, recipe, epochs, lr, batch_size, n_train, n_test):
@@ -71,27 +76,86 @@ def _check_args(model, recipe, epochs, lr, batch_size, n_train, n_test):
     if not (isinstance(batch_size, int) and 1 <= batch_size <= n_train):
         raise ValueError(f"--batch-size must be a whole number between 1 and the {n_train:,} training images, got {batch_size!r}")
 
+# %% ../nbs/08_cli.ipynb #cli0path
+def _check_paths(out, data):
+    "Refuse an empty `--out` or `--data` (which would mean the current folder) before any work."
+    if out is None or not str(out).strip():
+        raise ValueError("--out must name a folder for the run, got an empty string; leave it out to use runs/latest")
+    if data is not None and not str(data).strip():
+        raise ValueError("--data must name a folder, got an empty string; leave it out to use $MNIST_COURSE_DATA or the user cache")
+
+def _command(out:Path, cfg:dict, **changes) -> str:
+    "The `mnist-course train` command line that starts the run `cfg` afresh in `out`, with `changes`."
+    opts = {k: v for k, v in dict(cfg, **changes).items() if k in _RUN_KEYS[:-1] and v is not None}
+    return ' '.join(['mnist-course train --out', shlex.quote(str(out))] + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items()])
+
 # %% ../nbs/08_cli.ipynb #5ab820d0
-def _run_config(out:Path, resume:bool, given:dict) -> dict:
-    "The run's options: from the checkpoint when resuming (given ones must agree), else the given ones and the recipe's."
-    ckpt_path = out/CHECKPOINT
-    if (out/'metrics.json').exists():
-        raise FileExistsError(f"{out} already holds a training run (metrics.json and the other artefacts): choose another --out, "
-                              "or delete that folder first")
-    if resume:
-        saved = load_checkpoint(ckpt_path)['config']
-        clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and v != saved.get(k)}
-        if clash: raise ValueError(f"the run in {out} was started with " + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
-                                   + ": leave those options out to resume it as it was started")
-        return saved
-    if ckpt_path.exists():
-        raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add --resume to continue it, or choose another --out")
-    cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast', seed=1 if given['seed'] is None else given['seed'])
+def _new_config(given:dict) -> dict:
+    "The options of a new run: the given ones, else the recipe's; checked before anything is written."
+    cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast', seed=1 if given['seed'] is None else given['seed'],
+               lr_changes=[])
     r = RECIPES.get(cfg['recipe'], {})
     for k in ('epochs', 'lr', 'batch_size'):
         if cfg[k] is None: cfg[k] = r.get(k)
     _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'], cfg['n_train'], cfg['n_test'])
     return cfg
+
+def _run_config(out:Path, resume:bool, given:dict) -> dict:
+    "The run's options: from the checkpoint when resuming (given ones must agree; `--lr` may drop after a divergence)."
+    ckpt_path = out/CHECKPOINT
+    if (out/'metrics.json').exists():
+        raise FileExistsError(f"{out} already holds a training run (metrics.json and the other artefacts): choose another --out, "
+                              "or delete that folder first")
+    if ckpt_path.exists() and not ckpt_path.is_file():
+        raise RunFolderError(f"{ckpt_path} is a folder, not a checkpoint: move it out of {out}, or choose another --out")
+    if not resume:
+        if ckpt_path.exists(): raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add --resume to continue it, or choose another --out")
+        return _new_config(given)
+    ck = load_checkpoint(ckpt_path); saved = ck['config']
+    clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and v != saved.get(k)}
+    if clash and not (set(clash) == {'lr'} and saved.get('diverged')):
+        why = " (--lr may change only to resume a run stopped by a NaN loss)" if 'lr' in clash else ''
+        raise ValueError(f"the run in {out} was started with " + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
+                         + f": leave those options out to resume it as it was started{why}")
+    if not clash: return saved
+    _check_args(saved['model'], saved['recipe'], saved['epochs'], given['lr'], saved['batch_size'], saved['n_train'], saved['n_test'])
+    change = dict(after_epoch=ck['epoch'], lr_from=saved['lr'], lr_to=given['lr'], reason=saved['diverged'])
+    return dict(saved, lr=given['lr'], diverged=None, lr_changes=saved.get('lr_changes', []) + [change])
+
+# %% ../nbs/08_cli.ipynb #cli0lckc
+class _RunLock:
+    "An exclusive `flock` on `<out>/.lock` for the life of a run; the kernel releases it when the process ends."
+    def __init__(self, out:Path): self.out, self.f = out, None
+    def __enter__(self):
+        try: self.f = open(self.out/LOCK, 'a+')
+        except OSError as e: raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): choose an --out on a writable disk") from None
+        if fcntl is None: return self
+        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.seek(0); holder = self.f.read().strip() or 'another process'; self.f.close()
+            raise RunFolderError(f"{self.out} is in use by another mnist-course run ({holder}): wait for it to end, "
+                                 "or choose another --out") from None
+        self.f.seek(0); self.f.truncate(); self.f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"); self.f.flush()
+        return self
+    def __exit__(self, *exc): self.f.close()
+
+def _tidy(out:Path):
+    "Remove what a killed run left half-written in `out` (temporary `.part` files, a staging folder); call under the lock."
+    for p in out.glob('.*.part'):
+        if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
+        else: p.unlink(missing_ok=True)
+
+# %% ../nbs/08_cli.ipynb #cli0spcc
+def _space_needed(net:torch.nn.Module) -> int:
+    "Bytes a run of `net` writes at its peak: two checkpoints (weights and momentum each), `model.pt`, figures."
+    weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+    return 5 * weights + 2_000_000
+
+def _check_space(out:Path, need:int):
+    "Refuse an output folder with less than `need` bytes free."
+    free = shutil.disk_usage(out).free
+    if free < need: raise RunFolderError(f"{out} has {free / 1e6:.1f} MB free, and this run needs about {need / 1e6:.0f} MB "
+                                         "(checkpoints, weights, figures): free some space, or choose another --out")
 
 # %% ../nbs/08_cli.ipynb #e8758c8d
 def _loaders_for_plots(x, y, batch_size=1000):
@@ -113,7 +177,8 @@ def _train_s5(net, cfg, data, dev, progress, ckpt):
     train_loader, test_loader = get_loaders(train_ds, test_ds, batch_size=cfg['batch_size'])
     net = net.to(dev)
     opt = s5_optimizer(net, lr=cfg['lr'])
-    h = fit(net, dev, train_loader, test_loader, epochs=cfg['epochs'], optimizer=opt, scheduler=s5_scheduler(opt), checkpointer=ckpt)
+    h = fit(net, dev, train_loader, test_loader, epochs=cfg['epochs'], optimizer=opt, scheduler=s5_scheduler(opt),
+            checkpointer=ckpt, progress=progress)
     return h, test_loader, 'float32'
 
 # %% ../nbs/08_cli.ipynb #6e258526
@@ -121,7 +186,7 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  model:str=None, # network: Net or Net2 (default: Net)
                  recipe:str=None, # fast (chapter 6) or s5 (the seed's recipe) (default: fast)
                  epochs:int=None, # passes over the training set (default: the recipe's)
-                 lr:float=None, # (peak) learning rate (default: the recipe's)
+                 lr:float=None, # (peak) learning rate (default: the recipe's); with --resume, only after a NaN loss
                  batch_size:int=None, # images per step (default: the recipe's)
                  seed:int=None, # random seed; the same seed repeats a CPU run exactly (default: 1)
                  device:str=None, # auto, cpu, cuda, cuda:N or mps
@@ -132,25 +197,61 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  progress:bool=True, # print progress bars and per-epoch lines
                 ) -> dict:
     "Train a model, checkpointing every epoch into `out`; write the artefacts there and return their paths and final metrics."
-    out = Path(out)
-    cfg = _run_config(out, resume, dict(model=model, recipe=recipe, epochs=epochs, lr=lr, batch_size=batch_size,
-                                        seed=seed, n_train=n_train, n_test=n_test))
+    _check_paths(out, data)
+    out, given = Path(out), dict(model=model, recipe=recipe, epochs=epochs, lr=lr, batch_size=batch_size,
+                                 seed=seed, n_train=n_train, n_test=n_test)
+    if not resume: _new_config(given)  # every option checked before anything is written
     dev = resolve_device(device)
+    fetch_mnist(data)  # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
+    created = not out.exists()
+    if not created and not out.is_dir(): raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
     try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise ValueError(f"cannot create the output folder {out}: {e.strerror}") from None
+    except OSError as e: raise RunFolderError(f"cannot create the output folder {out} ({e.strerror}): choose another --out") from None
+    try:
+        with _RunLock(out):
+            _tidy(out)
+            cfg = _run_config(out, resume, given)
+            _check_space(out, _space_needed(MODELS[cfg['model']]()))
+            return _train_and_publish(out, cfg, dev, data, resume, progress)
+    finally:
+        if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out, ignore_errors=True)  # nothing kept
+
+# %% ../nbs/08_cli.ipynb #cli0pub1
+def _train_and_publish(out, cfg, dev, data, resume, progress) -> dict:
+    "Train (or finish) the run `cfg` in `out` and publish its artefacts; every way it can stop says how to go on."
     seed_everything(cfg['seed'])
     net = MODELS[cfg['model']]()
-    ckpt = Checkpointer(out/CHECKPOINT, config={k: cfg[k] for k in _RUN_KEYS}, resume=resume)
+    ckpt = Checkpointer(out/CHECKPOINT, config={k: cfg.get(k) for k in _RUN_KEYS}, resume=resume)
     t0 = time.perf_counter()
-    try: h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, data, dev, progress, ckpt)
-    except (KeyboardInterrupt, LossNotFiniteError) as e:
-        kept = (f"the checkpoint of epoch {ckpt.epoch} is kept in {out/CHECKPOINT}" if ckpt.epoch else "no epoch had finished, so there is no checkpoint")
-        if isinstance(e, KeyboardInterrupt):
-            raise TrainingInterrupted(f"training interrupted: {kept}. Continue with: mnist-course train --out {out} --resume") from None
-        raise LossNotFiniteError(f"{e} ({kept})") from None
-    return write_artefacts(out, net, h, dev, test_loader,
-                           config=dict(cfg, device=str(dev), precision=precision,
-                                       wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__))
+    try:
+        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, data, dev, progress, ckpt)
+        config = dict(cfg, device=str(dev), precision=precision, wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__)
+        try: return write_artefacts(out, net, h, dev, test_loader, config)
+        except OSError as e: raise CheckpointWriteError(f"could not write the artefacts to {out} ({e.strerror or e})") from None
+    except KeyboardInterrupt: raise TrainingInterrupted(_how_to_go_on('training interrupted', out, cfg, ckpt)) from None
+    except LossNotFiniteError as e:
+        what = str(e).split(':')[0]  # "the training loss became nan in epoch 2 at batch 30"
+        if ckpt.epoch:  # mark the run, so that --resume may take a lower --lr
+            try: _write(out/CHECKPOINT, dict(load_checkpoint(out/CHECKPOINT), config=dict(ckpt.config, diverged=what)))
+            except OSError: pass
+        raise LossNotFiniteError(_how_to_go_on(what, out, cfg, ckpt, diverged=True)) from None
+    except CheckpointWriteError as e:
+        raise RunFolderError(_how_to_go_on(str(e).split('; ')[0], out, cfg, ckpt, fix='free some space (or fix the folder), then')) from None
+
+# %% ../nbs/08_cli.ipynb #cli0pub2
+def _how_to_go_on(what:str, out:Path, cfg:dict, ckpt:Checkpointer, fix:str='', diverged:bool=False) -> str:
+    "`what` happened, what was kept, and the exact command that goes on from it (a 10x lower --lr after a divergence)."
+    q, lower = shlex.quote(str(out)), f"{cfg['lr'] / 10:g}"
+    lowered = ' with a 10x lower learning rate' if diverged else ''
+    if not ckpt.epoch:
+        kept, step = "no epoch had finished, so nothing was saved", f"start again{lowered or ' with'}: " + _command(out, cfg, **({'lr': lower} if diverged else {}))
+    elif ckpt.epoch >= cfg['epochs']:
+        kept, step = f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}", f"write the artefacts with: mnist-course train --out {q} --resume"
+    else:
+        kept = f"the checkpoint of epoch {ckpt.epoch} is kept in {out/CHECKPOINT}"
+        step = f"continue{lowered or ' with'}: mnist-course train --out {q} --resume" + (f" --lr {lower}" if diverged else '')
+    step = f"{fix} {step}" if fix else step
+    return f"{what}: {kept}. {step[0].upper()}{step[1:]}"
 
 # %% ../nbs/08_cli.ipynb #f84ef6ea
 def write_artefacts(out:Path, # existing folder
@@ -160,26 +261,26 @@ def write_artefacts(out:Path, # existing folder
                     test_loader, # unshuffled test batches, for the misclassified grid
                     config:dict, # how the run was made, stored in metrics.json
                    ) -> dict:
-    "Write metrics (CSV, JSON), stats and misclassified figures (PNG) and the weights into `out`; return their paths."
+    "Write metrics (CSV, JSON), figures (PNG) and weights into a staging folder, then publish them into `out`, metrics.json last."
+    stage = out/STAGING
+    shutil.rmtree(stage, ignore_errors=True); stage.mkdir()
     rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, test_loss=c, test_acc=d, seconds=e) for i, (a, b, c, d, e) in
             enumerate(zip(h.train_losses, h.train_acc, h.test_losses, h.test_acc, h.seconds))]
-    def _csv(f):
-        s = io.StringIO(); w = csv.DictWriter(s, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-        f.write(s.getvalue().encode())
     final = dict(test_acc=h.test_acc[-1], test_loss=h.test_losses[-1], seconds=h.seconds[-1])
-    paths = {}
-    paths['metrics.csv'] = atomic_write(out/'metrics.csv', _csv)
-    paths['metrics.json'] = atomic_write(out/'metrics.json', lambda f: f.write(json.dumps(
-        dict(config=config, final=final, epochs=rows), indent=2).encode()))
+    s = io.StringIO(); w = csv.DictWriter(s, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+    blobs = {'metrics.csv': s.getvalue().encode(),
+             'metrics.json': json.dumps(dict(config=config, final=final, epochs=rows), indent=2).encode()}
     with matplotlib.rc_context({'backend': 'Agg'}):
         figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc, h.test_losses, h.test_acc),
                 'misclassified.png': plot_test_incorrect_predictions(get_incorrect_test_predictions(net, device, test_loader))}
         for name, fig in figs.items():
-            paths[name] = atomic_write(out/name, lambda f: fig.savefig(f, format='png', dpi=80, bbox_inches='tight'))
-            plt.close(fig)
-    paths['model.pt'] = atomic_write(out/'model.pt', lambda f: torch.save(
-        {'model': type(net).__name__, 'state_dict': {k: v.cpu() for k, v in net.state_dict().items()}}, f))
-    return dict(paths=paths, final=final, config=config)
+            b = io.BytesIO(); fig.savefig(b, format='png', dpi=80, bbox_inches='tight'); plt.close(fig); blobs[name] = b.getvalue()
+    b = io.BytesIO(); torch.save({'model': type(net).__name__, 'state_dict': {k: v.cpu() for k, v in net.state_dict().items()}}, b)
+    blobs['model.pt'] = b.getvalue()
+    for name in ARTEFACTS: atomic_write(stage/name, lambda f: f.write(blobs[name]))  # in memory first: a full disk is an OSError
+    for name in ARTEFACTS: os.replace(stage/name, out/name)  # publish; metrics.json, the "finished" marker, last
+    stage.rmdir()
+    return dict(paths={n: out/n for n in ARTEFACTS}, final=final, config=config)
 
 # %% ../nbs/08_cli.ipynb #56fac7f9
 def _forever(loader):
@@ -284,6 +385,18 @@ def _usage() -> str:
             "subcommands:\n" + '\n'.join(f"  {n:8}{f.__doc__}" for n, f in COMMANDS.items()) +
             "\n\nRun `mnist-course SUBCOMMAND --help` for its options.")
 
+# %% ../nbs/08_cli.ipynb #cli0sigt
+class _sigterm_as_interrupt:
+    "Within this block SIGTERM (`kill`, systemd, job schedulers) stops the run the way Ctrl-C does; the list says if it came."
+    def __enter__(self):
+        self.got, self.old = [], None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._handler)
+        return self.got
+    def _handler(self, signum, frame): self.got.append(signum); raise KeyboardInterrupt
+    def __exit__(self, *exc):
+        if self.old is not None: signal.signal(signal.SIGTERM, self.old)
+
 # %% ../nbs/08_cli.ipynb #804479f1
 def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         ) -> int:
@@ -295,13 +408,17 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr); return 2
     args = vars(_parser(name).parse_args(rest))
     for k in ('pdb', 'xtra'): args.pop(k, None)
-    try: res = COMMANDS[name](**args)
-    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError) as e:
+    try:
+        with _sigterm_as_interrupt() as got:
+            res = COMMANDS[name](**args)
+    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError) as e:
         print(f"mnist-course {name}: error: {e}", file=sys.stderr); return 2
     except LossNotFiniteError as e:
         print(f"mnist-course {name}: error: {e}", file=sys.stderr); return 3
     except KeyboardInterrupt as e:
-        print(f"\nmnist-course {name}: {e or 'interrupted'}", file=sys.stderr); return 130
+        print(f"\nmnist-course {name}: {str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}",
+              file=sys.stderr)
+        return 143 if got else 130
     if name == 'train':
         print(f"final test accuracy {res['final']['test_acc']:.2f}% after {res['final']['seconds']:.0f} s of training")
         print(f"artefacts written to {Path(args['out']).resolve()}:")

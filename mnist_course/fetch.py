@@ -66,7 +66,9 @@ def atomic_write(path:str|Path, # the final file
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.part', dir=path.parent)
     try:
-        with os.fdopen(fd, 'wb') as f: write(f)
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush(); os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave a renamed empty file
         if check: check(Path(tmp))
         mask = os.umask(0); os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600); give it the permissions a new file gets
@@ -150,8 +152,12 @@ def _missing_files(raw:Path, # the raw folder
         problem = check_file(raw/name, name)
         if problem is None: continue
         if problem != 'missing':
+            try: os.replace(raw/name, raw/f'{name}.corrupt')
+            except OSError as e:
+                raise MNISTUnavailableError(f"{raw/name} is damaged ({problem}) and cannot be moved aside to fetch it again "
+                                            f"({e.strerror}). Replace it by hand with the genuine file, make {raw} writable, or "
+                                            "choose another data folder (--data or MNIST_COURSE_DATA)") from None
             say(f"{raw/name}: {problem}; moved aside to {name}.corrupt, fetching it again")
-            os.replace(raw/name, raw/f'{name}.corrupt')
         need.append(name)
     return need
 

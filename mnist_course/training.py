@@ -78,12 +78,13 @@ def train(model:nn.Module, # the network to train
           criterion, # loss function, e.g. `F.cross_entropy` or `F.nll_loss`
           history:History|None=None, # where to append the epoch's metrics; default: `history_of(model)`
           epoch:int|None=None, # the epoch's number, for messages
+          progress:bool=True, # show the progress bar
          ) -> tuple[list, list]:
     "Train `model` for one epoch; append and return `(train_acc, train_losses)` of its history."
     h = history if history is not None else history_of(model)
     if len(train_loader) == 0: raise ValueError("the training loader yields no batches: give it a dataset with at least one image")
     model.train()
-    pbar = tqdm(train_loader, mininterval=1, leave=True)
+    pbar = tqdm(train_loader, mininterval=1, leave=True, disable=not progress)
     train_loss = correct = processed = 0
     for batch_idx, (data, target) in enumerate(pbar):
         data, target = data.to(device), target.to(device)
@@ -107,6 +108,7 @@ def test(model:nn.Module, # the network to evaluate
          test_loader, # yields `(images, labels)` batches
          criterion, # loss function taking `reduction='sum'`, e.g. `F.cross_entropy`
          history:History|None=None, # where to append the metrics; default: `history_of(model)`
+         progress:bool=True, # print the summary line
         ) -> tuple[list, list]:
     "Evaluate `model` on `test_loader`; print the seed's summary line; append and return `(test_acc, test_losses)`."
     h = history if history is not None else history_of(model)
@@ -123,7 +125,7 @@ def test(model:nn.Module, # the network to evaluate
     test_loss /= n
     h.test_acc.append(100. * correct / n)
     h.test_losses.append(test_loss)
-    print(f'Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{n} ({100. * correct / n:.2f}%)\n')
+    if progress: print(f'Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{n} ({100. * correct / n:.2f}%)\n')
     return h.test_acc, h.test_losses
 
 # %% ../nbs/02_training.ipynb #979f0500
@@ -152,6 +154,7 @@ def fit(model:nn.Module, # the network to train
         scheduler=None, # default: `s5_scheduler(optimizer)`
         criterion=F.cross_entropy, # loss function
         checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
+        progress:bool=True, # print each epoch's progress bar and test line
        ) -> History:
     "The seed's loop: `epochs` times `train`, `test`, `scheduler.step()`; returns the model's history."
     if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a positive whole number, got {epochs!r}")
@@ -161,9 +164,9 @@ def fit(model:nn.Module, # the network to train
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        print(f'Epoch {epoch}')
-        train(model, device, train_loader, optimizer, criterion, epoch=epoch)
-        test(model, device, test_loader, criterion)
+        if progress: print(f'Epoch {epoch}')
+        train(model, device, train_loader, optimizer, criterion, epoch=epoch, progress=progress)
+        test(model, device, test_loader, criterion, progress=progress)
         scheduler.step()
         h.seconds.append(time.perf_counter() - start)
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)

@@ -2,7 +2,7 @@
 
 Every test runs the installed command in a subprocess on the real MNIST files, with small subsets where time matters.
 """
-import json, os, signal, socket, subprocess, sys, time
+import json, os, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -78,9 +78,9 @@ def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
     out = tmp_path/'run'
     code, text = run('train', '--out', out, '--lr', '1e12', '--epochs', '2', *SMALL)
     assert code == 3, text
-    assert 'the training loss became' in text and 'in epoch 1' in text and 'Lower the learning rate' in text
-    assert 'no epoch had finished' in text and 'Traceback' not in text
-    assert not (out/'model.pt').exists() and not (out/'metrics.json').exists()
+    assert 'the training loss became' in text and 'in epoch 1' in text and 'with a 10x lower learning rate' in text
+    assert 'no epoch had finished' in text and '--lr 1e+11' in text and 'Traceback' not in text
+    assert not out.exists()  # nothing was kept, so the folder it made is gone
 
 @pytest.mark.parametrize('args,message', [
     (['--epochs', '0'], '--epochs must be a whole number of at least 1'),
@@ -183,3 +183,192 @@ def test_python_api_errors_are_clear(mnist_root):
     wrong = get_incorrect_test_predictions(net.train(), 'cpu', small)
     assert net.training, "get_incorrect_test_predictions must leave the model in the mode it found"
     test_fail(lambda: plot_test_incorrect_predictions(dict(wrong, predicted_vals=wrong['predicted_vals'][:-1])), contains='one length')
+
+# Issue 12, the rest: a run is finished or resumable, never stuck; one writer per folder; disk and permission faults
+# found before training or reported in one line; advice that works after a NaN; SIGTERM like Ctrl-C; checksums.
+
+TINY = ['--n-train', '2000', '--n-test', '500', '--epochs', '1', '--no-progress']
+STOP_AT = r'''
+import os, signal, sys
+from pathlib import Path
+folder, name, sig = sys.argv[1], sys.argv[2], getattr(signal, sys.argv[3])
+real = os.replace
+def replace(src, dst, *a, **k):  # stop the process just before `dst` (in `folder`) is put in place
+    if Path(dst).name == name and Path(dst).parent.name == folder: os.kill(os.getpid(), sig)
+    return real(src, dst, *a, **k)
+os.replace = replace
+from mnist_course.cli import main
+sys.exit(main(sys.argv[4:]))
+'''
+
+def run_stopped_at(folder, name, sig, *args):
+    "Run `mnist-course` in a process that sends itself `sig` just before the file `name` is renamed into `folder`."
+    p = subprocess.run([sys.executable, '-c', STOP_AT, folder, name, sig, *map(str, args)], capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+
+@pytest.fixture(scope='module')
+def finished_tiny(tmp_path_factory, mnist_root):
+    out = tmp_path_factory.mktemp('ref')/'run'
+    code, text = run('train', '--out', out, *TINY); assert code == 0, text
+    return out
+
+@pytest.mark.parametrize('folder, name, sig', [('.artefacts.part', 'model.pt', 'SIGKILL'), ('.artefacts.part', 'stats.png', 'SIGINT')] +
+                         [('run', n, 'SIGKILL') for n in ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metrics.json')])
+def test_stopped_while_writing_artefacts_then_resumed(tmp_path, finished_tiny, folder, name, sig):
+    "Stopped at each artefact's write or publication, a run is resumable (not stuck), and --resume ends it like an uninterrupted run."
+    out = tmp_path/'run'
+    code, text = run_stopped_at(folder, name, sig, 'train', '--out', out, *TINY)
+    assert code == (-9 if sig == 'SIGKILL' else 130), text
+    if sig == 'SIGINT': assert 'all 1 epochs are in' in text and f'mnist-course train --out {out} --resume' in text and 'Traceback' not in text, text
+    assert not (out/'metrics.json').exists()  # not finished...
+    code, text = run('train', '--out', out, *TINY)
+    assert code == 2 and 'holds an interrupted run' in text, text  # ...but resumable
+    code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
+    assert metrics(out) == metrics(finished_tiny) and same_weights(out, finished_tiny)
+    assert {p.name for p in out.iterdir()} == {p.name for p in finished_tiny.iterdir()}  # the same files, nothing half-written left
+
+def test_killed_during_first_checkpoint_leaves_nothing_behind(tmp_path, mnist_root):
+    out = tmp_path/'run'
+    code, _ = run_stopped_at('run', 'checkpoint.pt', 'SIGKILL', 'train', '--out', out, *TINY)
+    assert code == -9 and list(out.glob('.*.part'))  # the half-written checkpoint, under its temporary name
+    code, text = run('train', '--out', out, *TINY); assert code == 0, text  # no checkpoint: a new run, which tidies up
+    assert not list(out.glob('.*.part'))
+
+def test_two_writers_on_one_folder(tmp_path, mnist_root):
+    "A second run, or a --resume, on a folder in use is refused at once, naming the process; the first run is unharmed."
+    out = tmp_path/'run'
+    first = start('train', '--out', out, '--epochs', '2', '--seed', '3', *SMALL)
+    t = time.time()
+    while not ((out/'.lock').exists() and (out/'.lock').read_text()):
+        assert first.poll() is None and time.time() - t < 120; time.sleep(0.05)
+    for args in (['--seed', '4', '--lr', '0.01', '--epochs', '2', *SMALL], ['--resume', '--no-progress']):
+        code, text = run('train', '--out', out, *args)
+        assert code == 2 and f'{out} is in use by another mnist-course run (pid {first.pid}' in text and 'Traceback' not in text, text
+    text = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, text
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['config']['seed'] == 3 and f"final test accuracy {m['final']['test_acc']:.2f}%" in text
+
+@pytest.fixture
+def small_fs(tmp_path):
+    "Mount tmpfs file systems of a given size (MB) under tmp_path; read_only=True remounts one read-only."
+    mounted = []
+    def mount(size_mb, read_only=False, fill=None):
+        d = tmp_path/f'fs{len(mounted)}'; d.mkdir()
+        if subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size_mb}m', 'tmpfs', str(d)], capture_output=True).returncode:
+            pytest.skip('mounting a small file system needs root (CI runs as root)')
+        mounted.append(d)
+        if fill: fill(d)
+        if read_only: subprocess.run(['mount', '-o', 'remount,ro', str(d)], check=True)
+        return d
+    yield mount
+    for d in mounted: subprocess.run(['umount', '-l', str(d)])
+
+def test_too_little_space_is_found_before_training(tmp_path, small_fs, mnist_root):
+    fs = small_fs(6)
+    code, text = run('train', '--out', fs/'run', *TINY)
+    assert code == 2 and 'MB free, and this run needs about' in text and 'Traceback' not in text, text
+    assert list(fs.iterdir()) == []  # the folder it made is gone again
+
+@pytest.mark.parametrize('sub', [None, 'run'])
+def test_read_only_output_is_found_before_training(tmp_path, small_fs, mnist_root, sub):
+    fs = small_fs(20, read_only=True)
+    code, text = run('train', '--out', fs/sub if sub else fs, *TINY)
+    assert code == 2 and 'Read-only file system' in text and 'Traceback' not in text, text
+    assert ('cannot create the output folder' if sub else 'cannot write to') in text
+
+def test_disk_full_during_training_keeps_the_checkpoint(tmp_path, small_fs, mnist_root):
+    "The disk fills after epoch 1: one clear line, the checkpoint of epoch 1 kept; with space again, --resume finishes."
+    fs = small_fs(20); out = fs/'run'
+    p = start('train', '--out', out, '--epochs', '2', *SMALL)
+    wait_for_epoch(out, 1, p)
+    filler = fs/'filler'
+    with open(filler, 'wb') as f:  # fill the disk
+        try:
+            while True: f.write(b'\0' * (1 << 16)); f.flush()
+        except OSError: pass
+    text = p.communicate(timeout=300)[0]
+    assert p.returncode == 2, text
+    assert 'could not write the checkpoint of epoch 2' in text and 'No space left on device' in text and 'Traceback' not in text, text
+    assert f'the checkpoint of epoch 1 is kept in {out}/checkpoint.pt' in text and f'mnist-course train --out {out} --resume' in text
+    filler.unlink()
+    code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
+    assert len(metrics(out)) == 2
+
+def test_read_only_data_folder_with_a_damaged_file(tmp_path, small_fs, mnist_root):
+    from mnist_course.data import raw_folder, MNIST_FILES
+    def fill(d):
+        raw = raw_folder(d); raw.mkdir(parents=True)
+        for n in MNIST_FILES: (raw/n).write_bytes((raw_folder(mnist_root)/n).read_bytes())
+        labels = bytearray((raw/'t10k-labels-idx1-ubyte').read_bytes()); labels[100] ^= 1  # one label changed
+        (raw/'t10k-labels-idx1-ubyte').write_bytes(labels)
+    fs = small_fs(80, read_only=True, fill=fill)
+    code, text = run('train', '--out', tmp_path/'run', '--data', fs, *TINY)
+    assert code == 2 and 'is damaged (SHA-256 mismatch' in text and 'cannot be moved aside' in text and 'Read-only file system' in text, text
+    assert '.corrupt' not in text and 'Traceback' not in text
+    assert (raw_folder(fs)/'t10k-labels-idx1-ubyte').exists() and not (tmp_path/'run').exists()
+
+def test_nan_advice_works(tmp_path, mnist_root):
+    "After a NaN loss, the command the message gives (resume with a lower --lr, or start again) succeeds, and is recorded."
+    import re
+    out = tmp_path/'run'
+    code, text = run('train', '--out', out, '--lr', '0.3', '--epochs', '8', '--n-train', '6000', '--n-test', '1000', '--no-progress')
+    assert code == 3 and 'the training loss became nan' in text and 'Traceback' not in text, text
+    advice = re.search(r'(mnist-course train --out .*)$', text.strip()).group(1)
+    assert '--lr 0.03' in advice
+    code, again = run(*advice.split()[1:]); assert code == 0, again
+    m = json.loads((out/'metrics.json').read_text())
+    assert len(m['epochs']) == 8 and m['final']['test_acc'] > 90, m['final']
+    if '--resume' in advice:  # the lower learning rate is part of the run's record
+        assert m['config']['lr'] == 0.03 and m['config']['lr_changes'][0]['lr_to'] == 0.03 and 'nan' in m['config']['lr_changes'][0]['reason']
+
+def test_lr_change_on_resume_only_after_a_nan(tmp_path, finished_tiny):
+    out = tmp_path/'run'; shutil.copytree(finished_tiny, out); (out/'metrics.json').unlink()
+    code, text = run('train', '--out', out, '--resume', '--lr', '0.01')
+    assert code == 2 and 'may change only to resume a run stopped by a NaN loss' in text, text
+
+@pytest.mark.parametrize('sig, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_stop_before_the_first_epoch_and_sigterm(tmp_path, mnist_root, sig, status):
+    "Stopped before the first epoch ends: no promise of a resume, the empty folder removed; SIGTERM then behaves as Ctrl-C."
+    out = tmp_path/'run'
+    p = start('train', '--out', out, '--epochs', '3', *SMALL)
+    while not ((out/'.lock').exists() and (out/'.lock').read_text()): assert p.poll() is None; time.sleep(0.02)
+    time.sleep(1.5)  # into the first epoch (it takes several seconds)
+    p.send_signal(sig); text = p.communicate(timeout=120)[0]
+    assert p.returncode == status and 'no epoch had finished, so nothing was saved' in text and '--resume' not in text, text
+    assert 'Start again with: mnist-course train --out' in text and 'Traceback' not in text and not out.exists()
+    p = start('train', '--out', out, '--epochs', '3', *SMALL)
+    while not (out/'.lock').exists(): assert p.poll() is None; time.sleep(0.01)
+    p.send_signal(sig); text = p.communicate(timeout=120)[0]  # while the run folder is being set up
+    assert p.returncode == status and 'nothing was saved' in text and '--resume' not in text and 'Traceback' not in text, text
+    assert not out.exists()
+    if sig == signal.SIGINT: return  # Ctrl-C after an epoch: test_ctrl_c_stops_cleanly_and_says_how_to_resume
+    p = start('train', '--out', out, '--epochs', '2', *SMALL)
+    wait_for_epoch(out, 1, p); p.send_signal(sig); text = p.communicate(timeout=120)[0]
+    assert p.returncode == status and f'mnist-course train --out {out} --resume' in text and 'Traceback' not in text, text
+    code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
+
+def test_ctrl_c_while_starting(tmp_path):
+    p = start('train', '--out', tmp_path/'run', *TINY)
+    time.sleep(0.3); p.send_signal(signal.SIGINT); text = p.communicate(timeout=60)[0]
+    assert p.returncode == 130 and 'interrupted while starting' in text and 'Traceback' not in text, text
+
+def test_flipped_byte_in_checkpoint_is_refused(tmp_path, finished_tiny):
+    out = tmp_path/'run'; shutil.copytree(finished_tiny, out); (out/'metrics.json').unlink()
+    ck = out/'checkpoint.pt'; b = bytearray(ck.read_bytes()); b[len(b) // 2] ^= 0x01; ck.write_bytes(b)
+    code, text = run('train', '--out', out, '--resume')
+    assert code == 2 and 'fails its checksum' in text and 'Traceback' not in text, text
+
+def test_small_ones(tmp_path, mnist_root):
+    "Empty --out/--data, a folder named checkpoint.pt, and --recipe s5 with --no-progress."
+    cwd = tmp_path/'cwd'; cwd.mkdir()
+    for args, msg in ((['--out', ''], '--out must name a folder'), (['--data', ''], '--data must name a folder')):
+        code, text = run('train', *args, *TINY, cwd=cwd)
+        assert code == 2 and msg in text and 'Traceback' not in text, text
+    assert list(cwd.iterdir()) == []
+    (tmp_path/'run'/'checkpoint.pt').mkdir(parents=True)
+    for extra in ([], ['--resume']):
+        code, text = run('train', '--out', tmp_path/'run', *extra, *TINY)
+        assert code == 2 and 'is a folder, not a checkpoint' in text, text
+    code, text = run('train', '--out', tmp_path/'s5', '--recipe', 's5', *TINY)
+    assert code == 0 and text.startswith('final test accuracy') and 'Epoch' not in text and 'Test set' not in text, text
