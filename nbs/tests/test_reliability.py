@@ -191,10 +191,17 @@ TINY = ['--n-train', '2000', '--n-test', '500', '--epochs', '1', '--no-progress'
 STOP_AT = r'''
 import os, signal, sys
 from pathlib import Path
-folder, name, sig = sys.argv[1], sys.argv[2], getattr(signal, sys.argv[3])
+folder, name, action = sys.argv[1], sys.argv[2], sys.argv[3]
+def fill_the_disk(filler):
+    with open(filler, 'wb') as f:
+        try:
+            while True: f.write(b'\0' * (1 << 16)); f.flush()
+        except OSError: pass
 real = os.replace
-def replace(src, dst, *a, **k):  # stop the process just before `dst` (in `folder`) is put in place
-    if Path(dst).name == name and Path(dst).parent.name == folder: os.kill(os.getpid(), sig)
+def replace(src, dst, *a, **k):  # just before `dst` (in `folder`) is put in place: send a signal, or fill the disk
+    if Path(dst).name == name and Path(dst).parent.name == folder:
+        if action.startswith('fill:'): fill_the_disk(action[5:])
+        else: os.kill(os.getpid(), getattr(signal, action))
     return real(src, dst, *a, **k)
 os.replace = replace
 from mnist_course.cli import main
@@ -294,6 +301,17 @@ def test_disk_full_during_training_keeps_the_checkpoint(tmp_path, small_fs, mnis
     filler.unlink()
     code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
     assert len(metrics(out)) == 2
+
+def test_disk_full_while_writing_the_artefacts(tmp_path, small_fs, finished_tiny):
+    "The disk fills while the artefacts are written: one clear line, nothing published; with space again, --resume writes them."
+    fs = small_fs(20); out = fs/'run'; filler = fs/'filler'
+    code, text = run_stopped_at('.artefacts.part', 'metrics.csv', f'fill:{filler}', 'train', '--out', out, *TINY)
+    assert code == 2 and 'could not write the artefacts to' in text and 'No space left on device' in text and 'Traceback' not in text, text
+    assert f'all 1 epochs are in {out}/checkpoint.pt' in text and f'mnist-course train --out {out} --resume' in text
+    assert not (out/'metrics.json').exists() and (out/'checkpoint.pt').exists()
+    filler.unlink()
+    code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
+    assert metrics(out) == metrics(finished_tiny) and same_weights(out, finished_tiny)
 
 def test_read_only_data_folder_with_a_damaged_file(tmp_path, small_fs, mnist_root):
     from mnist_course.data import raw_folder, MNIST_FILES
