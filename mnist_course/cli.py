@@ -14,6 +14,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader, TensorDataset
 from fastcore.script import anno_parser
+from . import __version__
 from .data import (MNISTUnavailableError, atomic_write, fetch_mnist, get_datasets, get_loaders, subset,
                                s5_train_transforms, s5_test_transforms)
 from .model import Net, Net2
@@ -381,7 +382,8 @@ def _parser(name:str):
     return p
 
 def _usage() -> str:
-    return ("usage: mnist-course {train,bench} [options]\n\nThe mnist-course command: train MNIST models and measure training speed.\n\n"
+    return ("usage: mnist-course {train,bench} [options]\n       mnist-course --version\n\n"
+            "The mnist-course command: train MNIST models and measure training speed.\n\n"
             "subcommands:\n" + '\n'.join(f"  {n:8}{f.__doc__}" for n, f in COMMANDS.items()) +
             "\n\nRun `mnist-course SUBCOMMAND --help` for its options.")
 
@@ -403,6 +405,7 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
     "The `mnist-course` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
+    if argv[0] in ('-V', '--version'): print(f"mnist-course {__version__}"); return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr); return 2
