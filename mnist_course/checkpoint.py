@@ -39,7 +39,8 @@ class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: missing, damaged, or made by another model."
 
 class CheckpointWriteError(CheckpointError):
-    "A checkpoint could not be written (disk full, read-only folder); the previous one is kept."
+    "A checkpoint could not be written (disk full, read-only folder); `args[0]` says what failed, the rest what was kept."
+    def __str__(self): return '; '.join(map(str, self.args))
 
 FORMAT = 2  # bump when the layout of a checkpoint changes (2: a SHA-256 seal at the end of the file)
 _SEAL = b'mnist-course-sha'  # 16 bytes, followed by the 32-byte SHA-256 of everything before them
@@ -77,7 +78,7 @@ def save_checkpoint(path:str|Path, # the checkpoint file
                    ) -> Path:
     "Write a checkpoint atomically, sealed with its SHA-256; refuse weights that are no longer finite."
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad: raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]}): not saved, "
+    if bad: raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]})", "not saved, "
                                      "so the last checkpoint stays the last good one. Lower the learning rate (e.g. by 10x)")
     ckpt = dict(format=FORMAT, model_class=type(model).__name__, epoch=epoch, config=dict(config or {}),
                 model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
@@ -127,7 +128,7 @@ def save(self:Checkpointer, epoch:int, # epochs completed
     try: save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator, self.config)
     except OSError as e:
         kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else "there is no earlier checkpoint"
-        raise CheckpointWriteError(f"could not write the checkpoint of epoch {epoch} to {self.path} ({e.strerror or e}); {kept}") from None
+        raise CheckpointWriteError(f"could not write the checkpoint of epoch {epoch} to {self.path} ({e.strerror or e})", kept) from None
     self.epoch = epoch
 
 # %% ../nbs/07_checkpoints.ipynb #ck0scalc

@@ -231,13 +231,13 @@ def _train_and_publish(out, cfg, dev, data, resume, progress) -> dict:
         except OSError as e: raise CheckpointWriteError(f"could not write the artefacts to {out} ({e.strerror or e})") from None
     except KeyboardInterrupt: raise TrainingInterrupted(_how_to_go_on('training interrupted', out, cfg, ckpt)) from None
     except LossNotFiniteError as e:
-        what = str(e).split(':')[0]  # "the training loss became nan in epoch 2 at batch 30"
+        what = e.args[0]  # "the training loss became nan in epoch 2 at batch 30"
         if ckpt.epoch:  # mark the run, so that --resume may take a lower --lr
             try: _write(out/CHECKPOINT, dict(load_checkpoint(out/CHECKPOINT), config=dict(ckpt.config, diverged=what)))
             except OSError: pass
         raise LossNotFiniteError(_how_to_go_on(what, out, cfg, ckpt, diverged=True)) from None
     except CheckpointWriteError as e:
-        raise RunFolderError(_how_to_go_on(str(e).split('; ')[0], out, cfg, ckpt, fix='free some space (or fix the folder), then')) from None
+        raise RunFolderError(_how_to_go_on(e.args[0], out, cfg, ckpt, fix='free some space (or fix the folder), then')) from None
 
 # %% ../nbs/08_cli.ipynb #cli0pub2
 def _how_to_go_on(what:str, out:Path, cfg:dict, ckpt:Checkpointer, fix:str='', diverged:bool=False) -> str:

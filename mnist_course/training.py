@@ -57,7 +57,8 @@ def history_of(model:nn.Module, # the network whose history we want
 
 # %% ../nbs/02_training.ipynb #476625e1
 class LossNotFiniteError(FloatingPointError):
-    "The training loss became NaN or infinite."
+    "The training loss became NaN or infinite; `args[0]` says what happened, the rest what to do."
+    def __str__(self): return ': '.join(map(str, self.args))
 
 # %% ../nbs/02_training.ipynb #5a5bc26a
 def check_loss(loss:float, # the loss of one batch
@@ -67,7 +68,7 @@ def check_loss(loss:float, # the loss of one batch
     "Raise `LossNotFiniteError` if `loss` is NaN or infinite, saying where and what to try."
     if math.isfinite(loss): return
     where = ' '.join(s for s in [f'in epoch {epoch}' if epoch else '', f'at batch {batch}' if batch is not None else ''] if s)
-    raise LossNotFiniteError(f"the training loss became {loss} {where}: the weights are no longer usable. Lower the "
+    raise LossNotFiniteError(f"the training loss became {loss} {where}", "the weights are no longer usable. Lower the "
                              "learning rate (e.g. by 10x), check that the inputs are normalised, or resume from the last good checkpoint")
 
 # %% ../nbs/02_training.ipynb #60ecda18
