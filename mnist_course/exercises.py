@@ -8,14 +8,15 @@ import contextlib, io, math, shutil, tempfile
 from pathlib import Path
 import torch
 from .fetch import MNIST_FILES, check_file, fetch_mnist, raw_folder
-from .model import NET_LAYERS, receptive_field, Net
+from .model import NET_LAYERS, receptive_field, Net, conv_block
 from .training import History, s5_optimizer, s5_scheduler
 from .data import get_datasets
 from .utils import Predictions, per_class_accuracy
 
 # %% auto #0
 __all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
-           'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_checkpoint_keys', 'check_exit_status']
+           'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_block_params', 'check_checkpoint_keys',
+           'check_exit_status']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
 def _verdict(ok:bool, # whether the answer is right
@@ -140,6 +141,18 @@ def check_time_to(fn, # your `time_to(h, acc)`
                             (": the *first* epoch that reached it counts, even if a later one fell back" if acc == 99.0 else '') +
                             (": no epoch reached it, so the answer is None" if want is None else ''))
     return _verdict(True, "The first epoch at or above the target, and None when none reached it.", '')
+
+# %% ../nbs/10_solutions.ipynb #sol6a1c
+def check_block_params(answer:int|None, # the number of parameters of `conv_block(16, 32)`
+                      ) -> bool:
+    "Self-check for chapter 6a, exercise 1: counts the parameters of the real block."
+    if answer is None: return _unanswered("set `answer` to the number of parameters")
+    want = sum(p.numel() for p in conv_block(16, 32).parameters())
+    if answer == want: return _verdict(True, f"16 x 32 x 9 weights and a BatchNorm scale and shift per output channel: {want:,}.", '')
+    hint = (": the convolution has no bias, because BatchNorm's shift does its job" if answer == want + 32 else
+            ": BatchNorm has two parameters per channel (scale and shift)" if answer == 16 * 32 * 9 else
+            ": a 3x3 convolution has c_in x c_out x 9 weights")
+    return _verdict(False, '', f"{answer:,} is not it{hint}")
 
 # %% ../nbs/10_solutions.ipynb #687abab1
 _NEEDED = {'model': "the weights themselves", 'optimizer': "SGD's momentum buffers: without them the next steps differ",

@@ -105,6 +105,7 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
               augment_data:bool=True, # apply the batched S5 augmentation
               channels_last:bool=True, # give the model channels-last input
               where:tuple=(None, None), # `(epoch, batch)`, for the message when the loss is not finite
+              label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (0: none)
              ) -> tuple[float, torch.Tensor]:
     "One training step on `uint8` images: augment, normalise, forward, check the loss, backward, update."
     x = xb.float().div_(255)
@@ -113,7 +114,7 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
     if channels_last: x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
         out = model(x)
-    loss = F.nll_loss(out.float(), yb)
+    loss = F.cross_entropy(out.float(), yb, label_smoothing=label_smoothing) if label_smoothing else F.nll_loss(out.float(), yb)
     lv = loss.item()
     check_loss(lv, *where)
     opt.zero_grad(set_to_none=True)
@@ -150,6 +151,7 @@ def fast_epoch(model:nn.Module, # the network, channels-last
                dtype:torch.dtype=torch.float32, # autocast precision
                augment_data:bool=True, # apply the batched S5 augmentation
                progress:bool=True, # show a progress bar
+               label_smoothing:float=0., # see `fast_step`
               ) -> tuple[float, int]:
     "One epoch of the fast recipe; returns the summed training loss and the number of right predictions."
     model.train()
@@ -159,7 +161,8 @@ def fast_epoch(model:nn.Module, # the network, channels-last
     bar = tqdm(range(math.ceil(n / batch_size)), desc=f'epoch {epoch}/{epochs}', mininterval=1, disable=not progress)
     for i in bar:
         idx = perm[i * batch_size:(i + 1) * batch_size]
-        lv, out = fast_step(model, opt, data.x_train[idx], data.y_train[idx], dtype, generator, augment_data, where=(epoch, i))
+        lv, out = fast_step(model, opt, data.x_train[idx], data.y_train[idx], dtype, generator, augment_data, where=(epoch, i),
+                            label_smoothing=label_smoothing)
         sched.step()
         tot_loss += lv * len(idx)
         correct += (out.argmax(1) == data.y_train[idx]).sum().item()
@@ -194,7 +197,7 @@ def _check_fast_args(epochs, lr, batch_size, n):
         raise ValueError(f"batch_size must be a whole number between 1 and the {n:,} training images, got {batch_size!r}")
 
 # %% ../nbs/06_fast_training.ipynb #3f4436a3
-def fast_fit(model:nn.Module, # `Net` or `Net2`, on any device
+def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any device
              data:MNISTTensors, # from `load_tensors`, on the device to train on
              epochs:int=6, # passes over the training set
              batch_size:int=128, # images per step
@@ -206,6 +209,7 @@ def fast_fit(model:nn.Module, # `Net` or `Net2`, on any device
              progress:bool=True, # show a progress bar per epoch
              history:History|None=None, # where to append metrics; default: `history_of(model)`
              checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
+             label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (chapter 6a tries it)
             ) -> History:
     "Train `model` on `data` with the fast recipe; append per-epoch metrics to its history and return it."
     n, dev = len(data.x_train), data.x_train.device
@@ -220,7 +224,8 @@ def fast_fit(model:nn.Module, # `Net` or `Net2`, on any device
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size, dtype, augment_data, progress)
+        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size, dtype, augment_data, progress,
+                                       label_smoothing)
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, dtype)
         h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
         h.test_losses.append(test_loss); h.test_acc.append(test_acc)

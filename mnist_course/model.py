@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torchinfo import summary as _summary
 
 # %% auto #0
-__all__ = ['NET_LAYERS', 'check_input', 'Net', 'receptive_field', 'Net2']
+__all__ = ['NET_LAYERS', 'check_input', 'Net', 'receptive_field', 'Net2', 'conv_block', 'SmallNet', 'layers_of']
 
 # %% ../nbs/01_model.ipynb #0c1d79ac
 def check_input(x:torch.Tensor, # what was given to the model
@@ -85,3 +85,55 @@ from .training import train, test
 
 # %% ../nbs/04_error_analysis.ipynb #2837e0f6
 from .errors import get_incorrect_test_predictions
+
+# %% ../nbs/06a_small_model.ipynb #sm0blkc
+def conv_block(c_in:int, # input channels
+               c_out:int, # output channels
+               kernel:int=3, # kernel size; no padding, so a 3x3 trims one pixel from each edge
+               batchnorm:bool=True, # BatchNorm after the convolution (whose bias it then replaces)
+               dropout:float=0., # dropout probability after the ReLU; 0 for none
+              ) -> nn.Sequential:
+    "Convolution, BatchNorm, ReLU (and dropout): the unit `SmallNet` repeats."
+    layers = [nn.Conv2d(c_in, c_out, kernel, bias=not batchnorm), nn.BatchNorm2d(c_out) if batchnorm else nn.Identity(), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
+
+# %% ../nbs/06a_small_model.ipynb #sm0netc
+class SmallNet(nn.Module):
+    "12,026 parameters: a 3x3 convolution and a max-pool, five 3x3 convolution blocks, global average pooling, a 1x1 classifier."
+    def __init__(self, batchnorm:bool=True, # BatchNorm after every convolution (False: biases instead)
+                 dropout:float=0., # dropout probability in the five blocks
+                ):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, bias=not batchnorm)                   # 16 x 26 x 26, receptive field 3
+        self.pool = nn.MaxPool2d(2)                                            # 16 x 13 x 13, 4
+        self.bn1 = nn.BatchNorm2d(16) if batchnorm else nn.Identity()
+        self.blocks = nn.Sequential(*[conv_block(16, 16, 3, batchnorm, dropout) for _ in range(5)])  # 11, 9, 7, 5, 3; 24
+        self.gap = nn.AdaptiveAvgPool2d(1)                                     # 16 x 1 x 1, 28
+        self.head = nn.Conv2d(16, 10, 1)                                       # 10 scores
+
+    def forward(self, x:torch.Tensor, # a batch `(N, 1, 28, 28)` or one image `(1, 28, 28)`, normalised
+               ) -> torch.Tensor:
+        check_input(x, self.conv1.weight.dtype)
+        x = torch.relu(self.bn1(self.pool(self.conv1(x))))
+        x = self.gap(self.blocks(x))
+        return torch.log_softmax(self.head(x).flatten(1), dim=1)
+
+    summary = Net.summary
+
+# %% ../nbs/06a_small_model.ipynb #sm0layc
+def layers_of(model:nn.Module, # a network taking `(N, 1, size, size)` images
+              size:int=28, # width (= height) of the input image
+             ) -> list[tuple[str, int, int, int]]:
+    "`(name, kernel, stride, output size)` of each convolution and pooling layer, in the order `model` runs them."
+    named, rows = {m: n for n, m in model.named_modules()}, []
+    def hook(m, inp, out):
+        k, s = (inp[0].shape[-1], 1) if isinstance(m, nn.AdaptiveAvgPool2d) else (m.kernel_size, m.stride)
+        k, s = (k[0] if isinstance(k, tuple) else k), (s[0] if isinstance(s, tuple) else s)
+        rows.append((named[m].removesuffix('.0'), k, s, out.shape[-1]))
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad(): model.eval()(torch.zeros(1, 1, size, size))
+    finally:
+        for h in handles: h.remove()
+    return rows

@@ -38,7 +38,7 @@ def test_wheel_works_from_an_empty_folder(installed):
        'from mnist_course.utils import display_data, display_model_stats, plot_test_incorrect_predictions', cwd=empty)
     out = sh(bin_/'mnist-course', 'train', '--out', 'run', '--n-train', '2000', '--n-test', '500', '--epochs', '1', '--no-progress', cwd=empty)
     assert 'final test accuracy' in out and (empty/'run'/'metrics.json').exists(), out
-    out = sh(bin_/'mnist-course', 'bench', '--steps', '1', '--rounds', '1', '--epochs', '0', '--json-out', 'b.json', '--no-progress', cwd=empty)
+    out = sh(bin_/'mnist-course', 'bench', '--steps', '1', '--rounds', '1', '--runs', '0', '--json-out', 'b.json', '--no-progress', cwd=empty)
     assert (empty/'b.json').exists(), out
     assert sorted(p.name for p in empty.iterdir()) == ['b.json', 'run']  # nothing else written where it ran
 
