@@ -18,7 +18,7 @@ from . import __version__
 from .data import (MNISTUnavailableError, atomic_write, fetch_mnist, get_datasets, get_loaders, subset,
                                s5_train_transforms, s5_test_transforms)
 from .model import Net, Net2, SmallNet
-from .small import onecycle_per_epoch
+from .small import onecycle_per_epoch, train_mflop
 from .training import History, fit, get_device, seed_everything, s5_optimizer, s5_scheduler
 from .utils import display_model_stats
 from .errors import get_incorrect_test_predictions, plot_test_incorrect_predictions
@@ -363,7 +363,7 @@ def _median_and_spread(values:list) -> tuple:
 def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
     "Parameters, operations per image, GFLOP/s and fraction of each ceiling of model `m` at `images_per_s`."
     net = MODELS[m]()
-    mflop = 6 * net.summary(input_size=(1, 1, 28, 28)).total_mult_adds / 1e6  # forward and backward, as chapter 6 counts
+    mflop = train_mflop(net)
     gflops = images_per_s * mflop / 1e3
     return dict(parameters=sum(p.numel() for p in net.parameters()), mflop_per_image=round(mflop, 2), images_per_s=images_per_s,
                 gflops=gflops, ceiling_fraction={k: gflops / v for k, v in ceiling.items()},

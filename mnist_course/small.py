@@ -12,7 +12,7 @@ from torch.profiler import profile, ProfilerActivity
 from .fast import MNISTTensors, fast_step, images_per_s, matmul_gflops
 
 # %% auto #0
-__all__ = ['PROFILE_GROUPS', 'onecycle_per_epoch', 'step_profile']
+__all__ = ['PROFILE_GROUPS', 'onecycle_per_epoch', 'train_mflop', 'step_profile']
 
 # %% ../nbs/06a_small_model.ipynb #sm0ocyc
 def onecycle_per_epoch(model:nn.Module, # the network whose parameters it updates
@@ -22,6 +22,12 @@ def onecycle_per_epoch(model:nn.Module, # the network whose parameters it update
     "SGD with momentum and weight decay, and a `OneCycleLR` for the seed's loop, which steps its scheduler once per epoch."
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     return opt, OneCycleLR(opt, max_lr=lr, total_steps=epochs + 1, pct_start=0.15)
+
+# %% ../nbs/06a_small_model.ipynb #sm0mflop
+def train_mflop(model:nn.Module, # a network taking `(N, 1, 28, 28)` images (with `Net`'s `summary`)
+               ) -> float:
+    "Millions of operations to train on one image: three times (forward, two backward) twice its multiply-adds, as chapter 6 counts."
+    return 6 * model.summary(input_size=(1, 1, 28, 28)).total_mult_adds / 1e6
 
 # %% ../nbs/06a_small_model.ipynb #sm0profc
 PROFILE_GROUPS = [('augmentation', ('grid_sampler', 'affine_grid')), ('convolution', ('conv',)),
