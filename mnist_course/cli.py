@@ -6,7 +6,7 @@
 from __future__ import annotations
 import csv, io, json, math, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
-try: import fcntl  # the run-folder lock (Linux, macOS); Windows has no flock and runs without it
+try: import fcntl  # the run-folder lock (Linux, macOS); Windows has no lockf and runs without it
 except ImportError: fcntl = None
 import torch
 import torch.nn.functional as F
@@ -135,20 +135,24 @@ def _run_config(out:Path, resume:bool, given:dict) -> dict:
 
 # %% ../nbs/08_cli.ipynb #cli0lckc
 class _RunLock:
-    "An exclusive `flock` on `<out>/.lock` for the life of a run; the kernel releases it when the process ends."
+    "An exclusive POSIX lock (`lockf`) on `<out>/.lock` for the life of a run; the kernel releases it when the process ends."
+    held = {}  # folder -> holder, in this process: POSIX locks do not exclude their own process
     def __init__(self, out:Path): self.out, self.f = out, None
+    def _refuse(self, holder:str):
+        raise RunFolderError(f"{self.out} is in use by another mnist-course run ({holder}): wait for it to end, or choose another --out")
     def __enter__(self):
+        self.key = self.out.resolve()
+        if self.key in _RunLock.held: self._refuse(_RunLock.held[self.key])  # before opening: a close would drop the lock
         try: self.f = open(self.out/LOCK, 'a+')
         except OSError as e: raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): choose an --out on a writable disk") from None
-        if fcntl is None: return self
-        try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.f.seek(0); holder = self.f.read().strip() or 'another process'; self.f.close()
-            raise RunFolderError(f"{self.out} is in use by another mnist-course run ({holder}): wait for it to end, "
-                                 "or choose another --out") from None
-        self.f.seek(0); self.f.truncate(); self.f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"); self.f.flush()
+        if fcntl is not None:
+            try: fcntl.lockf(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.f.seek(0); holder = self.f.read().strip() or 'another process'; self.f.close(); self._refuse(holder)
+        holder = _RunLock.held[self.key] = f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        self.f.seek(0); self.f.truncate(); self.f.write(holder); self.f.flush()
         return self
-    def __exit__(self, *exc): self.f.close()
+    def __exit__(self, *exc): _RunLock.held.pop(self.key, None); self.f.close()
 
 def _tidy(out:Path):
     "Remove what a killed run left half-written in `out` (temporary `.part` files, a staging folder); call under the lock."
