@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #7ef8120d
 from __future__ import annotations
-import csv, io, json, math, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+import contextlib, csv, io, json, math, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 try: import fcntl  # the run-folder lock (Linux, macOS); Windows has no lockf and runs without it
 except ImportError: fcntl = None
@@ -25,6 +25,8 @@ from .errors import get_incorrect_test_predictions, plot_test_incorrect_predicti
 from .fast import load_tensors, fast_fit, fast_step, images_per_s, matmul_gflops, normalize, pick_precision
 from .checkpoint import Checkpointer, CheckpointError, CheckpointWriteError, load_checkpoint, _write
 from .training import LossNotFiniteError
+from .distributed import (DDP, GroupCheckpointer, GroupFailed, check_world, ddp_fast_fit, ddp_s5_loader, dist,
+                                      join_group, launch, launched, pick_backend)
 
 # %% auto #0
 __all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'COMMANDS', 'recipe_for', 'resolve_device',
@@ -177,23 +179,25 @@ def _loaders_for_plots(x, y, batch_size=1000):
     "An unshuffled loader of normalised `(x, y)` tensors, for the seed's plotting functions."
     return DataLoader(TensorDataset(normalize(x), y), batch_size=batch_size)
 
-def _train_fast(net, cfg, data, dev, progress, ckpt):
-    "Chapter 6's recipe; returns the history, a test loader for the plots, and the precision used."
+def _train_fast(net, cfg, data, dev, progress, ckpt, group=None):
+    "Chapter 6's recipe (on a process group, chapter 8b's); returns the history, a test loader for the plots, and the precision."
     tensors = load_tensors(data, dev, cfg['n_train'], cfg['n_test'])
-    h = fast_fit(net, tensors, epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
-                 progress=progress, checkpointer=ckpt)
+    kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], progress=progress, checkpointer=ckpt)
+    h = fast_fit(net, tensors, **kw) if group is None else ddp_fast_fit(net, tensors, group, **kw)
     return h, _loaders_for_plots(tensors.x_test, tensors.y_test), str(pick_precision(dev)).replace('torch.', '')
 
-def _train_s5(net, cfg, data, dev, progress, ckpt):
-    "The seed's recipe (chapter 2's `fit`); returns the history, the test loader and the precision."
+def _train_s5(net, cfg, data, dev, progress, ckpt, group=None):
+    "The seed's recipe (chapter 2's `fit`; on a process group, with chapter 8b's sampler); returns the history, the test loader and the precision."
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     if cfg['n_train']: train_ds = subset(train_ds, cfg['n_train'])
     if cfg['n_test']: test_ds = subset(test_ds, cfg['n_test'])
     train_loader, test_loader = get_loaders(train_ds, test_ds, batch_size=cfg['batch_size'])
+    if group: train_loader = ddp_s5_loader(train_ds, cfg['batch_size'], group, cfg['seed'], epochs_done=lambda: ckpt.epoch)
     net = net.to(dev)
     if cfg['model'] == 'SmallNet': opt, sched = onecycle_per_epoch(net, lr=cfg['lr'], epochs=cfg['epochs'])  # chapter 6a's choice
     else: opt = s5_optimizer(net, lr=cfg['lr']); sched = s5_scheduler(opt)
-    h = fit(net, dev, train_loader, test_loader, epochs=cfg['epochs'], optimizer=opt, scheduler=sched,
+    model = net if group is None else DDP(net, device_ids=[dev.index] if dev.type == 'cuda' else None)
+    h = fit(model, dev, train_loader, test_loader, epochs=cfg['epochs'], optimizer=opt, scheduler=sched,
             checkpointer=ckpt, progress=progress)
     return h, test_loader, 'float32'
 
@@ -210,44 +214,85 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  n_train:int=None, # train on this many images only (quick runs)
                  n_test:int=None, # test on this many images only (quick runs)
                  resume:bool=False, # continue the interrupted run in --out from its checkpoint
+                 nproc:int=1, # processes to train on, each on its share of every batch (chapter 8b)
+                 backend:str=None, # with --nproc: auto, gloo (CPUs) or nccl (CUDA GPUs) (default: auto)
                  progress:bool=True, # print progress bars and per-epoch lines
                 ) -> dict:
     "Train a model, checkpointing every epoch into `out`; write the artefacts there and return their paths and final metrics."
     _check_paths(out, data)
     out, given = Path(out), dict(model=model, recipe=recipe, epochs=epochs, lr=lr, batch_size=batch_size,
                                  seed=seed, n_train=n_train, n_test=n_test)
-    if not resume: _new_config(given)  # every option checked before anything is written
+    new = None if resume else _new_config(given)  # every option checked before anything is written
     dev = resolve_device(device)
+    if launched(): return _train_in_group(out, given, dev, backend, data, resume, progress)  # one of torchrun's processes
+    pick_backend(dev, backend)
+    if new: check_world(nproc, new['batch_size'], new['n_train'] or 60000, dev)
     fetch_mnist(data)  # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
-    created = not out.exists()
-    if not created and not out.is_dir(): raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
-    try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise RunFolderError(f"cannot create the output folder {out} ({e.strerror}): choose another --out") from None
+    created = _make_out(out)
     try:
         with _RunLock(out):
             _tidy(out)
             cfg = _run_config(out, resume, given)
+            check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)
             _check_space(out, _space_needed(MODELS[cfg['model']]()))
-            return _train_and_publish(out, cfg, dev, data, resume, progress)
+            if nproc == 1: return _train_and_publish(out, cfg, dev, data, resume, progress)
+        return _launch_group(out, nproc, dict(given, device=device, data=data, backend=backend), resume, progress)  # rank 0 locks
     finally:
         if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out, ignore_errors=True)  # nothing kept
 
+# %% ../nbs/08_cli.ipynb #cli0grpc
+def _make_out(out:Path) -> bool:
+    "Create the run folder `out` if needed (saying clearly why it cannot be); return whether it was created."
+    created = not out.exists()
+    if not created and not out.is_dir(): raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
+    try: out.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise RunFolderError(f"cannot create the output folder {out} ({e.strerror}): choose another --out") from None
+    return created
+
+def _launch_group(out:Path, nproc:int, opts:dict, resume:bool, progress:bool) -> dict:
+    "Run `mnist-course train` in `nproc` processes (chapter 8b); return the artefacts rank 0 wrote."
+    args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items() if v is not None]
+    launch(nproc, args + ['--resume'] * resume + ['--no-progress'] * (not progress))
+    res = json.loads((out/'metrics.json').read_text())
+    return dict(paths={n: out/n for n in ARTEFACTS}, final=res['final'], config=res['config'])
+
+def _train_in_group(out:Path, given:dict, dev, backend, data, resume:bool, progress:bool) -> dict|None:
+    "One process of a group: join it; rank 0 takes the folder and settles the run's options; all train; rank 0 publishes."
+    g = join_group(dev, backend)
+    try:
+        if g.local_rank == 0: fetch_mnist(data)  # each machine's first process makes sure of the data there
+        dist.barrier()
+        box = [None]
+        if g.rank == 0: _make_out(out)  # under torchrun nothing was checked before the processes started
+        with _RunLock(out) if g.rank == 0 else contextlib.nullcontext():
+            if g.rank == 0:
+                _tidy(out)
+                box[0] = cfg = _run_config(out, resume, given)
+                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device)
+                _check_space(out, _space_needed(MODELS[cfg['model']]()))
+            dist.broadcast_object_list(box, src=0)
+            return _train_and_publish(out, box[0], g.device, data, resume, progress and g.rank == 0, group=g)
+    finally: dist.destroy_process_group()
+
 # %% ../nbs/08_cli.ipynb #cli0pub1
-def _train_and_publish(out, cfg, dev, data, resume, progress) -> dict:
+def _train_and_publish(out, cfg, dev, data, resume, progress, group=None) -> dict|None:
     "Train (or finish) the run `cfg` in `out` and publish its artefacts; every way it can stop says how to go on."
     seed_everything(cfg['seed'])
     net = MODELS[cfg['model']]()
-    ckpt = Checkpointer(out/CHECKPOINT, config={k: cfg.get(k) for k in _RUN_KEYS}, resume=resume)
+    saved = {k: cfg.get(k) for k in _RUN_KEYS}
+    ckpt = Checkpointer(out/CHECKPOINT, saved, resume) if group is None else GroupCheckpointer(out/CHECKPOINT, saved, resume, group.rank)
     t0 = time.perf_counter()
     try:
-        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, data, dev, progress, ckpt)
-        config = dict(cfg, device=str(dev), precision=precision, wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__)
+        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, data, dev, progress, ckpt, group)
+        config = dict(cfg, device=str(dev), precision=precision, world_size=group.world_size if group else 1,
+                      backend=group.backend if group else None, wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__)
+        if group and group.rank: return None  # rank 0 alone writes
         try: return write_artefacts(out, net, h, dev, test_loader, config)
         except OSError as e: raise CheckpointWriteError(f"could not write the artefacts to {out} ({e.strerror or e})") from None
     except KeyboardInterrupt: raise TrainingInterrupted(_how_to_go_on('training interrupted', out, cfg, ckpt)) from None
     except LossNotFiniteError as e:
         what = e.args[0]  # "the training loss became nan in epoch 2 at batch 30"
-        if ckpt.epoch:  # mark the run, so that --resume may take a lower --lr
+        if ckpt.epoch and not (group and group.rank):  # mark the run, so that --resume may take a lower --lr
             try: _write(out/CHECKPOINT, dict(load_checkpoint(out/CHECKPOINT), config=dict(ckpt.config, diverged=what)))
             except OSError: pass
         raise LossNotFiniteError(_how_to_go_on(what, out, cfg, ckpt, diverged=True)) from None
@@ -506,19 +551,26 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr); return 2
     args = vars(_parser(name).parse_args(rest))
     for k in ('pdb', 'xtra'): args.pop(k, None)
+    rank = int(os.environ['RANK']) if launched() else 0  # in a process group rank 0 speaks; the others report only their own faults
+    say = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
     try:
         with _sigterm_as_interrupt() as got:
             res = COMMANDS[name](**args)
+    except GroupFailed as e:  # the failing process has said what happened and how to go on
+        print(f"mnist-course {name}: {e}", file=sys.stderr); return e.exitcode if e.exitcode > 0 else 1
     except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError, ChildProcessError) as e:
-        print(f"mnist-course {name}: error: {e}", file=sys.stderr); return 2
+        print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}", file=sys.stderr); return 2
     except LossNotFiniteError as e:
-        print(f"mnist-course {name}: error: {e}", file=sys.stderr); return 3
+        say(f"mnist-course {name}: error: {e}"); return 3
     except KeyboardInterrupt as e:
-        print(f"\nmnist-course {name}: {str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}",
-              file=sys.stderr)
+        say(f"\nmnist-course {name}: {str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}")
         return 143 if got else 130
-    if name == 'train':
+    if name == 'train' and res is not None and not os.environ.get('MNIST_COURSE_LAUNCHER'):  # under --nproc the launcher reports
         print(f"final test accuracy {res['final']['test_acc']:.2f}% after {res['final']['seconds']:.0f} s of training")
         print(f"artefacts written to {Path(args['out']).resolve()}:")
         for p in res['paths'].values(): print(f"  {p.name}")
     return 0
+
+# %% ../nbs/08_cli.ipynb #cli0mnc
+#| eval: false
+if __name__ == '__main__': sys.exit(main())

@@ -16,7 +16,7 @@ from .utils import Predictions, per_class_accuracy
 # %% auto #0
 __all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
            'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_block_params', 'check_checkpoint_keys',
-           'check_exit_status']
+           'check_exit_status', 'check_loss_scale']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
 def _verdict(ok:bool, # whether the answer is right
@@ -185,3 +185,15 @@ def check_exit_status(answer:int|None, # the exit status of `mnist-course train 
     with contextlib.redirect_stderr(io.StringIO()) as err: code = main(['train', '--epochs', '0'])
     return _verdict(int(answer) == code, f"exit status {code}, with the message: {err.getvalue().strip()}",
                     f"it is not {answer}: a mistake in the options is a usage error, and the command uses one status for every usage error.")
+
+# %% ../nbs/10_solutions.ipynb #sol8b1c
+def check_loss_scale(answer:float|None, # the factor rank 0 multiplies its summed loss by
+                    ) -> bool:
+    "Self-check for chapter 8b, exercise 1: three processes, a last batch of 100 images, 34 of them on rank 0."
+    if answer is None: return _unanswered("set `answer` to the factor")
+    world, n, share = 3, 100, 34
+    if abs(answer - world / n) < 1e-9: return _verdict(True, f"world_size / n = {world} / {n}: DDP's average divides by {world} again.", '')
+    hint = (": that is the mean over rank 0's own images; averaged with the others' means it weighs rank 0's images less" if abs(answer - 1 / share) < 1e-9 else
+            ": DDP then divides by the number of processes as well, so multiply by it first" if abs(answer - 1 / n) < 1e-9 else
+            ": think of what DDP does to the gradients after backward() (it averages over the 3 processes)")
+    return _verdict(False, '', f"{answer:g} is not it{hint}")

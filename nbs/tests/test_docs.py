@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get('CI'), r
 # page: the source lines a reader must find there in a code block
 SOURCES = {'01_model.html': ['def forward(self'], '02_training.html': ['def train(', 'def test('],
            '04_error_analysis.html': ['def get_incorrect_test_predictions('], '06_fast_training.html': ['def augment(', 'def fast_fit('],
-           '06a_small_model.html': ['class SmallNet(', 'def layers_of(', 'def step_profile(']}
+           '06a_small_model.html': ['class SmallNet(', 'def layers_of(', 'def step_profile('],
+           '08b_distributed.html': ['def rank_share(', 'def ddp_step(', 'def ddp_fast_fit(']}
 
 def figures_in(nb: Path) -> int:
     "How many PNG figures the notebook shows (outputs of cells that are not hidden)."
