@@ -572,5 +572,4 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
     return 0
 
 # %% ../nbs/08_cli.ipynb #cli0mnc
-#| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__' and 'IPython' not in sys.modules: sys.exit(main())  # a script, not a notebook's kernel
