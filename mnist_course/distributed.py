@@ -136,10 +136,18 @@ class GroupCheckpointer(Checkpointer):
                  rank:int=0, # this process's rank
                 ):
         super().__init__(path, config, resume); self.rank = rank
-    def save(self, epoch, model, **kwargs):
+    def save(self, epoch:int, # epochs completed
+             model, # the network, or its DDP wrapper
+             **kwargs, # the rest of `Checkpointer.save`'s arguments
+            ):
+        "Rank 0: save the run after `epoch`; the other ranks only note the epoch."
         if self.rank == 0: Checkpointer.save(self, epoch, _unwrap(model), **kwargs)
         else: self.epoch = epoch
-    def restore(self, model, **kwargs): return Checkpointer.restore(self, _unwrap(model), **kwargs)
+    def restore(self, model, # the network, or its DDP wrapper
+                **kwargs, # the rest of `Checkpointer.restore`'s arguments
+               ) -> int:
+        "Every rank: restore the saved run into the given objects when resuming; return the epochs already done."
+        return Checkpointer.restore(self, _unwrap(model), **kwargs)
 
 # %% ../nbs/08b_distributed.ipynb #dd0fic
 def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, built from the same seed on every rank
