@@ -8,7 +8,8 @@ import pytest
 import torch
 
 BIN = Path(sys.executable).parent/'mnist-course'
-SMALL = ['--n-train', '6000', '--n-test', '1000', '--no-progress']
+SMALL = ['--n-train', '3000', '--n-test', '1000', '--no-progress']
+LONGER = ['--n-train', '6000', '--n-test', '1000', '--no-progress']  # where a second command must run while the first trains
 
 def run(*args, env=None, **kw):
     p = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, env={**os.environ, **(env or {})}, **kw)
@@ -244,11 +245,11 @@ def test_killed_during_first_checkpoint_leaves_nothing_behind(tmp_path, mnist_ro
 def test_two_writers_on_one_folder(tmp_path, mnist_root):
     "A second run, or a --resume, on a folder in use is refused at once, naming the process; the first run is unharmed."
     out = tmp_path/'run'
-    first = start('train', '--out', out, '--epochs', '2', '--seed', '3', *SMALL)
+    first = start('train', '--out', out, '--epochs', '2', '--seed', '3', *LONGER)
     t = time.time()
     while not ((out/'.lock').exists() and (out/'.lock').read_text()):
         assert first.poll() is None and time.time() - t < 120; time.sleep(0.05)
-    for args in (['--seed', '4', '--lr', '0.01', '--epochs', '2', *SMALL], ['--resume', '--no-progress']):
+    for args in (['--seed', '4', '--lr', '0.01', '--epochs', '2', *LONGER], ['--resume', '--no-progress']):
         code, text = run('train', '--out', out, *args)
         assert code == 2 and f'{out} is in use by another mnist-course run (pid {first.pid}' in text and 'Traceback' not in text, text
     text = first.communicate(timeout=300)[0]
@@ -330,7 +331,7 @@ def test_nan_advice_works(tmp_path, mnist_root):
     "After a NaN loss, the command the message gives (resume with a lower --lr, or start again) succeeds, and is recorded."
     import re
     out = tmp_path/'run'
-    code, text = run('train', '--out', out, '--lr', '0.3', '--epochs', '8', '--n-train', '6000', '--n-test', '1000', '--no-progress')
+    code, text = run('train', '--out', out, '--lr', '0.3', '--epochs', '8', '--n-train', '3000', '--n-test', '1000', '--no-progress')
     assert code == 3 and 'the training loss became nan' in text and 'Traceback' not in text, text
     advice = re.search(r'(mnist-course train --out .*)$', text.strip()).group(1)
     assert '--lr 0.03' in advice
