@@ -233,7 +233,7 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
         with _RunLock(out):
             _tidy(out)
             cfg = _run_config(out, resume, given)
-            check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)
+            if resume: check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)  # a new run's was checked above
             _check_space(out, _space_needed(MODELS[cfg['model']]()))
             if nproc == 1: return _train_and_publish(out, cfg, dev, data, resume, progress)
         return _launch_group(out, nproc, dict(given, device=device, data=data, backend=backend), resume, progress)  # rank 0 locks
