@@ -19,9 +19,9 @@ __all__ = ['FORMAT', 'rng_state', 'set_rng_state', 'CheckpointError', 'Checkpoin
 # %% ../nbs/07_checkpoints.ipynb #0ba3e7e1
 def rng_state(generator:torch.Generator|None=None, # an extra generator to include (the fast path's)
              ) -> dict:
-    "The state of Python's, PyTorch's and CUDA's random generators (and of `generator`)."
+    "The state of Python's, PyTorch's and this process's CUDA GPU's random generators (and of `generator`)."
     s = dict(python=random.getstate(), torch=torch.get_rng_state())
-    if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state()  # the current GPU's: not every GPU of the machine
     if generator is not None: s['generator'] = generator.get_state()
     return s
 
@@ -31,7 +31,9 @@ def set_rng_state(s:dict, # from `rng_state`
                  ):
     "Put the random generators (and `generator`) back in state `s`."
     random.setstate(s['python']); torch.set_rng_state(s['torch'])
-    if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
+    cuda = s.get('cuda') if torch.cuda.is_available() else None
+    if isinstance(cuda, list): cuda = cuda[0] if cuda else None  # format 2's first checkpoints held every GPU's: GPU 0's
+    if cuda is not None: torch.cuda.set_rng_state(cuda)  # into the current GPU, on a machine with any number of them
     if generator is not None and 'generator' in s: generator.set_state(s['generator'])
 
 # %% ../nbs/07_checkpoints.ipynb #a3926190

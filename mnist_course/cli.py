@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #7ef8120d
 from __future__ import annotations
-import contextlib, csv, io, json, math, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+import contextlib, csv, errno, io, json, math, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 try: import fcntl  # the run-folder lock (Linux, macOS); Windows has no lockf and runs without it
 except ImportError: fcntl = None
@@ -25,8 +25,8 @@ from .errors import get_incorrect_test_predictions, plot_test_incorrect_predicti
 from .fast import load_tensors, fast_fit, fast_step, images_per_s, matmul_gflops, normalize, pick_precision
 from .checkpoint import Checkpointer, CheckpointError, CheckpointWriteError, load_checkpoint, _write
 from .training import LossNotFiniteError
-from .distributed import (DDP, GroupCheckpointer, GroupFailed, check_world, ddp_fast_fit, ddp_s5_loader, dist,
-                                      join_group, launch, launched, pick_backend)
+from .distributed import (DDP, GroupCheckpointer, GroupFailed, agree, check_world, ddp_fast_fit, ddp_s5_loader,
+                                      dist, join_group, launch, launched, pick_backend)
 
 # %% auto #0
 __all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'COMMANDS', 'recipe_for', 'resolve_device',
@@ -67,7 +67,8 @@ def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:
 # %% ../nbs/08_cli.ipynb #dc0499d2
 ARTEFACTS = ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metrics.json')  # published in this order
 CHECKPOINT, LOCK, STAGING = 'checkpoint.pt', '.lock', '.artefacts.part'
-_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'lr_changes')
+_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'lr_changes')  # in the checkpoint
+_HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}  # not; with their defaults
 
 class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C (or SIGTERM) during training; the message says how to go on."
@@ -97,10 +98,13 @@ def _check_paths(out, data):
     if data is not None and not str(data).strip():
         raise ValueError("--data must name a folder, got an empty string; leave it out to use $MNIST_COURSE_DATA or the user cache")
 
-def _command(out:Path, cfg:dict, **changes) -> str:
-    "The `mnist-course train` command line that starts the run `cfg` afresh in `out`, with `changes`."
-    opts = {k: v for k, v in dict(cfg, **changes).items() if k in _RUN_KEYS[:-1] and v is not None}
-    return ' '.join(['mnist-course train --out', shlex.quote(str(out))] + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items()])
+def _command(out:Path, cfg:dict, resume:bool=False, **changes) -> str:
+    "The exact `mnist-course train` command that starts the run `cfg` afresh in `out` (or resumes it), with `changes`."
+    keys = [*_RUN_KEYS[:-1]] * (not resume) + [*_HOW_KEYS]  # a resume takes the run's options from its checkpoint
+    opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, _HOW_KEYS.get(k))}
+    if opts.get('data'): opts['data'] = Path(opts['data']).expanduser().resolve()  # absolute: it works from any folder
+    words = ['mnist-course train --out', shlex.quote(str(Path(out).resolve()))] + ['--resume'] * resume
+    return ' '.join(words + [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in {**opts, **changes}.items()])
 
 # %% ../nbs/08_cli.ipynb #5ab820d0
 def _new_config(given:dict) -> dict:
@@ -149,8 +153,13 @@ class _RunLock:
         except OSError as e: raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): choose an --out on a writable disk") from None
         if fcntl is not None:
             try: fcntl.lockf(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                self.f.seek(0); holder = self.f.read().strip() or 'another process'; self.f.close(); self._refuse(holder)
+            except OSError as e:
+                if e.errno in (errno.EACCES, errno.EAGAIN):  # held by another process
+                    self.f.seek(0); holder = self.f.read().strip() or 'another process'; self.f.close(); self._refuse(holder)
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                    self.f.close(); raise RunFolderError(f"cannot lock {self.out/LOCK} ({e.strerror}): choose another --out") from None
+                print(f"note: {self.out} is on a file system without POSIX locks ({e.strerror}), so nothing stops a second "
+                      "run from writing there too: start one run per folder", file=sys.stderr)
         holder = _RunLock.held[self.key] = f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
         self.f.seek(0); self.f.truncate(); self.f.write(holder); self.f.flush()
         return self
@@ -179,15 +188,19 @@ def _loaders_for_plots(x, y, batch_size=1000):
     "An unshuffled loader of normalised `(x, y)` tensors, for the seed's plotting functions."
     return DataLoader(TensorDataset(normalize(x), y), batch_size=batch_size)
 
-def _train_fast(net, cfg, data, dev, progress, ckpt, group=None):
+def _train_fast(net, cfg, dev, progress, ckpt, group=None):
     "Chapter 6's recipe (on a process group, chapter 8b's); returns the history, a test loader for the plots, and the precision."
-    tensors = load_tensors(data, dev, cfg['n_train'], cfg['n_test'])
-    kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], progress=progress, checkpointer=ckpt)
+    tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'])
+    kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], progress=progress,
+              checkpointer=ckpt, precision=cfg['precision'])
     h = fast_fit(net, tensors, **kw) if group is None else ddp_fast_fit(net, tensors, group, **kw)
-    return h, _loaders_for_plots(tensors.x_test, tensors.y_test), str(pick_precision(dev)).replace('torch.', '')
+    return h, _loaders_for_plots(tensors.x_test, tensors.y_test), _name(pick_precision(dev, cfg['precision']))
 
-def _train_s5(net, cfg, data, dev, progress, ckpt, group=None):
-    "The seed's recipe (chapter 2's `fit`; on a process group, with chapter 8b's sampler); returns the history, the test loader and the precision."
+def _name(dtype:torch.dtype) -> str: return str(dtype).replace('torch.', '')  # 'float32', as metrics.json records it
+
+def _train_s5(net, cfg, dev, progress, ckpt, group=None):
+    "The seed's recipe (chapter 2's `fit`, in float32 as the seed; on a process group, chapter 8b's sampler): history, test loader, precision."
+    data = cfg['data']
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     if cfg['n_train']: train_ds = subset(train_ds, cfg['n_train'])
     if cfg['n_test']: test_ds = subset(test_ds, cfg['n_test'])
@@ -216,6 +229,7 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  resume:bool=False, # continue the interrupted run in --out from its checkpoint
                  nproc:int=1, # processes to train on, each on its share of every batch (chapter 8b)
                  backend:str=None, # with --nproc: auto, gloo (CPUs) or nccl (CUDA GPUs) (default: auto)
+                 precision:str=None, # fast recipe: auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION, else auto: bf16 where native)
                  progress:bool=True, # print progress bars and per-epoch lines
                 ) -> dict:
     "Train a model, checkpointing every epoch into `out`; write the artefacts there and return their paths and final metrics."
@@ -224,19 +238,22 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                                  seed=seed, n_train=n_train, n_test=n_test)
     new = None if resume else _new_config(given)  # every option checked before anything is written
     dev = resolve_device(device)
-    if launched(): return _train_in_group(out, given, dev, backend, data, resume, progress)  # one of torchrun's processes
-    pick_backend(dev, backend)
+    pick_precision(dev, precision)  # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
+    how = dict(data=data, device=device, nproc=nproc, backend=backend,  # what the checkpoint does not hold
+               precision=precision or os.environ.get('MNIST_COURSE_PRECISION') or None)
+    if launched(): return _train_in_group(out, given, how, dev, resume, progress)  # one of torchrun's processes
+    if nproc != 1: pick_backend(dev, backend)  # one process needs no process group (and Apple's MPS has none)
     if new: check_world(nproc, new['batch_size'], new['n_train'] or 60000, dev)
     fetch_mnist(data)  # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
     created = _make_out(out)
     try:
         with _RunLock(out):
             _tidy(out)
-            cfg = _run_config(out, resume, given)
+            cfg = dict(_run_config(out, resume, given), **how)
             if resume: check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)  # a new run's was checked above
             _check_space(out, _space_needed(MODELS[cfg['model']]()))
-            if nproc == 1: return _train_and_publish(out, cfg, dev, data, resume, progress)
-        return _launch_group(out, nproc, dict(given, device=device, data=data, backend=backend), resume, progress)  # rank 0 locks
+            if nproc == 1: return _train_and_publish(out, cfg, dev, resume, progress)
+        return _launch_group(out, dict(given, **how), resume, progress)  # rank 0 takes the lock
     finally:
         if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out, ignore_errors=True)  # nothing kept
 
@@ -249,33 +266,32 @@ def _make_out(out:Path) -> bool:
     except OSError as e: raise RunFolderError(f"cannot create the output folder {out} ({e.strerror}): choose another --out") from None
     return created
 
-def _launch_group(out:Path, nproc:int, opts:dict, resume:bool, progress:bool) -> dict:
-    "Run `mnist-course train` in `nproc` processes (chapter 8b); return the artefacts rank 0 wrote."
+def _launch_group(out:Path, opts:dict, resume:bool, progress:bool) -> dict:
+    "Run `mnist-course train` with `opts` in `opts['nproc']` processes (chapter 8b); return the artefacts rank 0 wrote."
     args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items() if v is not None]
-    launch(nproc, args + ['--resume'] * resume + ['--no-progress'] * (not progress))
+    launch(opts['nproc'], args + ['--resume'] * resume + ['--no-progress'] * (not progress))
     res = json.loads((out/'metrics.json').read_text())
     return dict(paths={n: out/n for n in ARTEFACTS}, final=res['final'], config=res['config'])
 
-def _train_in_group(out:Path, given:dict, dev, backend, data, resume:bool, progress:bool) -> dict|None:
+def _train_in_group(out:Path, given:dict, how:dict, dev, resume:bool, progress:bool) -> dict|None:
     "One process of a group: join it; rank 0 takes the folder and settles the run's options; all train; rank 0 publishes."
-    g = join_group(dev, backend)
+    g = join_group(dev, how['backend'])
     try:
-        if g.local_rank == 0: fetch_mnist(data)  # each machine's first process makes sure of the data there
-        dist.barrier()
-        box = [None]
-        if g.rank == 0: _make_out(out)  # under torchrun nothing was checked before the processes started
-        with _RunLock(out) if g.rank == 0 else contextlib.nullcontext():
-            if g.rank == 0:
-                _tidy(out)
-                box[0] = cfg = _run_config(out, resume, given)
-                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device)
+        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)  # each machine's first process: the data
+        with contextlib.ExitStack() as held:
+            def settle():  # rank 0, for all: under torchrun nothing was checked before the processes started
+                _make_out(out); held.enter_context(_RunLock(out)); _tidy(out)
+                cfg = _run_config(out, resume, given)
+                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))  # the processes on this machine
+                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device, local=local)
                 _check_space(out, _space_needed(MODELS[cfg['model']]()))
-            dist.broadcast_object_list(box, src=0)
-            return _train_and_publish(out, box[0], g.device, data, resume, progress and g.rank == 0, group=g)
+                return cfg
+            cfg = agree(settle if g.rank == 0 else lambda: None)  # rank 0's options, or its error, on every rank
+            return _train_and_publish(out, dict(cfg, **how), g.device, resume, progress and g.rank == 0, group=g)
     finally: dist.destroy_process_group()
 
 # %% ../nbs/08_cli.ipynb #cli0pub1
-def _train_and_publish(out, cfg, dev, data, resume, progress, group=None) -> dict|None:
+def _train_and_publish(out, cfg, dev, resume, progress, group=None) -> dict|None:
     "Train (or finish) the run `cfg` in `out` and publish its artefacts; every way it can stop says how to go on."
     seed_everything(cfg['seed'])
     net = MODELS[cfg['model']]()
@@ -283,7 +299,7 @@ def _train_and_publish(out, cfg, dev, data, resume, progress, group=None) -> dic
     ckpt = Checkpointer(out/CHECKPOINT, saved, resume) if group is None else GroupCheckpointer(out/CHECKPOINT, saved, resume, group.rank)
     t0 = time.perf_counter()
     try:
-        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, data, dev, progress, ckpt, group)
+        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, dev, progress, ckpt, group)
         config = dict(cfg, device=str(dev), precision=precision, world_size=group.world_size if group else 1,
                       backend=group.backend if group else None, wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__)
         if group and group.rank: return None  # rank 0 alone writes
@@ -302,15 +318,15 @@ def _train_and_publish(out, cfg, dev, data, resume, progress, group=None) -> dic
 # %% ../nbs/08_cli.ipynb #cli0pub2
 def _how_to_go_on(what:str, out:Path, cfg:dict, ckpt:Checkpointer, fix:str='', diverged:bool=False) -> str:
     "`what` happened, what was kept, and the exact command that goes on from it (a 10x lower --lr after a divergence)."
-    q, lower = shlex.quote(str(out)), f"{cfg['lr'] / 10:g}"
+    lower = f"{cfg['lr'] / 10:g}"
     lowered = ' with a 10x lower learning rate' if diverged else ''
     if not ckpt.epoch:
         kept, step = "no epoch had finished, so nothing was saved", f"start again{lowered or ' with'}: " + _command(out, cfg, **({'lr': lower} if diverged else {}))
     elif ckpt.epoch >= cfg['epochs']:
-        kept, step = f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}", f"write the artefacts with: mnist-course train --out {q} --resume"
+        kept, step = f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}", f"write the artefacts with: {_command(out, cfg, resume=True)}"
     else:
         kept = f"the checkpoint of epoch {ckpt.epoch} is kept in {out/CHECKPOINT}"
-        step = f"continue{lowered or ' with'}: mnist-course train --out {q} --resume" + (f" --lr {lower}" if diverged else '')
+        step = f"continue{lowered or ' with'}: " + _command(out, cfg, resume=True, **({'lr': lower} if diverged else {}))
     step = f"{fix} {step}" if fix else step
     return f"{what}: {kept}. {step[0].upper()}{step[1:]}"
 
@@ -364,12 +380,12 @@ def _fast_step(tensors, net, dtype, batch_size, dev):
     return step
 
 # %% ../nbs/08_cli.ipynb #06346458
-def _throughput(data, dev, models, steps, rounds, say) -> dict:
+def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
     "Median images/s of the seed path (`Net`) and of the fast engine for each model, in alternating rounds in this process."
     s5 = recipe_for('s5', 'Net')
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
-    tensors, dtype = load_tensors(data, dev), pick_precision(dev)
+    tensors = load_tensors(data, dev)
     seed_net = Net().to(dev)
     paths = {'seed': (_seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev), s5['batch_size'])}
     for m in models:
@@ -385,10 +401,10 @@ def _throughput(data, dev, models, steps, rounds, say) -> dict:
 # %% ../nbs/08_cli.ipynb #e68acdbd
 _EPOCH_LINE = re.compile(r'epoch (\d+): .*test accuracy ([\d.]+)%')
 
-def _end_to_end(model, seed, data, dev, folder) -> dict:
+def _end_to_end(model, seed, data, dev, precision, folder) -> dict:
     "Run `mnist-course train --model M --seed S` in a new process; seconds from its start to each epoch's line, and in all."
     cmd = [sys.executable, '-c', 'import sys; from mnist_course.launch import main; sys.exit(main())', 'train', '--model', model,
-           '--seed', str(seed), '--out', str(folder), '--device', str(dev)] + (['--data', str(data)] if data else [])
+           '--seed', str(seed), '--out', str(folder), '--device', str(dev), '--precision', precision] + (['--data', str(data)] if data else [])
     accs, secs = [], []
     with tempfile.TemporaryFile('w+') as err:
         t0 = time.perf_counter()
@@ -425,6 +441,7 @@ def run_bench(steps:int=10, # timed steps per path per round
               runs:int=3, # end-to-end `mnist-course train` runs per model, with seeds 1, 2, ...; 0 skips them
               models:str='Net,SmallNet', # the models to measure, separated by commas
               device:str=None, # auto, cpu, cuda, cuda:N or mps
+              precision:str=None, # the fast engine's: auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION, else auto)
               data:str=None, # MNIST folder (default: $MNIST_COURSE_DATA or the user cache)
               json_out:str=None, # also write the results to this JSON file
               progress:bool=True, # print progress
@@ -439,9 +456,10 @@ def run_bench(steps:int=10, # timed steps per path per round
         if not folder.is_dir(): raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
         if not os.access(folder, os.W_OK): raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
     dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None)); seed_everything(0)
+    dtype = pick_precision(dev, precision)  # a bad --precision is refused before any measurement
     ceiling = {str(d).replace('torch.', ''): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
-    rates = _throughput(data, dev, names, steps, rounds, say)
-    res = dict(device=str(dev), precision=str(pick_precision(dev)).replace('torch.', ''), torch=torch.__version__,
+    rates = _throughput(data, dev, dtype, names, steps, rounds, say)
+    res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__,
                threads=torch.get_num_threads(), ceiling_gflops=ceiling, seed_images_per_s=rates['seed'], models={})
     say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, {ceiling['bfloat16']:.0f} bfloat16; "
         f"seed recipe (Net): {rates['seed']:,.0f} images/s")
@@ -453,7 +471,7 @@ def run_bench(steps:int=10, # timed steps per path per round
         with tempfile.TemporaryDirectory() as tmp:
             r = res['models'][m]
             for seed in range(1, runs + 1):
-                r['runs'].append(_end_to_end(m, seed, data, dev, Path(tmp)/f'seed{seed}'))
+                r['runs'].append(_end_to_end(m, seed, data, dev, {'float32': 'fp32', 'bfloat16': 'bf16'}[res['precision']], Path(tmp)/f'seed{seed}'))
                 say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a, s in zip(r['runs'][-1]['test_acc'], r['runs'][-1]['seconds'])))
         r['median_seconds_to_99_4'], r['spread_seconds_to_99_4'] = _median_and_spread([x['seconds_to_99_4'] for x in r['runs']])
         say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's start (median of {runs}; range {r['spread_seconds_to_99_4']})")

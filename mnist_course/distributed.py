@@ -4,7 +4,8 @@
 
 # %% ../nbs/08b_distributed.ipynb #dd0imp
 from __future__ import annotations
-import contextlib, logging, math, os, statistics, sys, threading, time, uuid
+import contextlib, logging, math, os, pickle, statistics, sys, threading, time, uuid
+from datetime import timedelta
 from typing import NamedTuple
 import torch
 import torch.distributed as dist
@@ -20,8 +21,8 @@ from .checkpoint import Checkpointer
 
 # %% auto #0
 __all__ = ['rank_share', 'augment_draws', 'ddp_step', 'Group', 'ddp_fast_epoch', 'ddp_evaluate', 'GroupCheckpointer',
-           'ddp_fast_fit', 'EpochLoader', 'ddp_s5_loader', 'launched', 'pick_backend', 'join_group', 'check_world',
-           'GroupFailed', 'launch', 'step_times']
+           'ddp_fast_fit', 'EpochLoader', 'ddp_s5_loader', 'launched', 'pick_backend', 'join_group', 'agree',
+           'check_world', 'usable_cpus', 'GroupFailed', 'launch', 'step_times']
 
 # %% ../nbs/08b_distributed.ipynb #dd0shc
 def rank_share(n:int, # images in the global batch
@@ -140,9 +141,9 @@ class GroupCheckpointer(Checkpointer):
              model, # the network, or its DDP wrapper
              **kwargs, # the rest of `Checkpointer.save`'s arguments
             ):
-        "Rank 0: save the run after `epoch`; the other ranks only note the epoch."
-        if self.rank == 0: Checkpointer.save(self, epoch, _unwrap(model), **kwargs)
-        else: self.epoch = epoch
+        "Rank 0 saves the run after `epoch`; every rank learns whether it could, so a failed write stops all alike."
+        agree(lambda: Checkpointer.save(self, epoch, _unwrap(model), **kwargs) if self.rank == 0 else None)
+        self.epoch = epoch
     def restore(self, model, # the network, or its DDP wrapper
                 **kwargs, # the rest of `Checkpointer.restore`'s arguments
                ) -> int:
@@ -157,7 +158,7 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, built fro
                  batch_size:int=128, # the global batch, split between the ranks
                  lr:float=0.05, # peak learning rate of the one-cycle schedule (for the global batch)
                  weight_decay:float=5e-4, # L2 penalty on the weights
-                 bf16:bool|None=None, # bfloat16 autocast: None where native, or force on/off
+                 precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
                  seed:int=1, # the same on every rank: the same order of images and augmentation everywhere
                  progress:bool=True, # progress bars and per-epoch lines (give True on rank 0 only)
                  checkpointer=None, # a `GroupCheckpointer`: saves on rank 0, restores everywhere
@@ -165,7 +166,7 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, built fro
     "`fast_fit` on a process group: the same run as one process with the same global batch and seed, its work split between the ranks."
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
-    dtype, h = pick_precision(dev, bf16), history_of(model)
+    dtype, h = pick_precision(dev, precision), history_of(model)
     seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.to(dev, memory_format=torch.channels_last)
@@ -239,6 +240,7 @@ def pick_backend(device:torch.device, # where the processes compute
 # %% ../nbs/08b_distributed.ipynb #dd0joc
 def join_group(device:torch.device, # the device asked for (CUDA: each process takes GPU `LOCAL_RANK`)
                backend:str|None=None, # 'auto' (or None), 'gloo' or 'nccl'
+               timeout:float=300, # seconds a process waits for the others at a collective before it gives up
               ) -> Group:
     "Join the process group that torchrun (or `mnist-course train --nproc`) started; return this process's place in it."
     rank, world_size, local_rank = (int(os.environ[k]) for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'))
@@ -246,14 +248,36 @@ def join_group(device:torch.device, # the device asked for (CUDA: each process t
     if device.type == 'cuda': device = torch.device('cuda', local_rank); torch.cuda.set_device(device)
     backend = pick_backend(device, backend)
     _exit_with_parent()
-    if not dist.is_initialized(): dist.init_process_group(backend)  # reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
+    if not dist.is_initialized(): dist.init_process_group(backend, timeout=timedelta(seconds=timeout))  # reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
     return Group(rank, world_size, local_rank, backend, device)
+
+# %% ../nbs/08b_distributed.ipynb #dd0agc
+def _portable(e:Exception) -> Exception:
+    "`e`, or a `RuntimeError` with its message where `e` cannot be pickled to another process."
+    try: pickle.loads(pickle.dumps(e)); return e
+    except Exception: return RuntimeError(f"{type(e).__name__}: {e}")
+
+def agree(f, # what this process does before the others may go on; rank 0's result is the one returned
+         ):
+    "Run `f` in every process of the group; return rank 0's result, or raise in every process an error one of them raised."
+    try: mine = (f(), None)
+    except Exception as e: mine = (None, e)
+    everyone = [mine]
+    if dist.is_initialized():
+        everyone = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, (mine[0], mine[1] and _portable(mine[1])))
+    errors = [e for _, e in everyone if e is not None]
+    if mine[1] is not None: raise mine[1]  # its own, with its traceback
+    if errors: raise errors[0]
+    return everyone[0][0]
+
 
 # %% ../nbs/08b_distributed.ipynb #dd0chc
 def check_world(nproc:int, # processes asked for
                 batch_size:int, # the global batch: images per step, over all processes
                 n_train:int, # training images
                 device:torch.device, # where the processes compute
+                local:int|None=None, # processes on this machine (default: all `nproc`), each needing a GPU here on CUDA
                ):
     "Refuse a number of processes the run cannot be split into, before any process starts."
     if not (isinstance(nproc, int) and nproc >= 1): raise ValueError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
@@ -267,9 +291,19 @@ def check_world(nproc:int, # processes asked for
     if 0 < last < nproc:
         raise ValueError(f"the last batch of each epoch holds {last} image(s) ({n_train:,} training images in batches of "
                          f"{batch_size}), fewer than the {nproc} processes: change --n-train or --batch-size, or use fewer processes")
-    if torch.device(device).type == 'cuda' and nproc > torch.cuda.device_count():
-        raise ValueError(f"--nproc {nproc} on CUDA needs a GPU per process, and this machine has {torch.cuda.device_count()}: "
-                         f"use --nproc {torch.cuda.device_count()} or fewer")
+    local = nproc if local is None else local
+    if torch.device(device).type == 'cuda' and local > torch.cuda.device_count():
+        raise ValueError(f"{local} processes on this machine on CUDA need a GPU each, and it has {torch.cuda.device_count()}: "
+                         f"use --nproc {torch.cuda.device_count()} or fewer (with torchrun, --nproc_per_node)")
+
+# %% ../nbs/08b_distributed.ipynb #dd0cpc
+def usable_cpus() -> int:
+    "The CPUs this process may use: its affinity (taskset, Slurm, a container's cpuset), capped by a cgroup CPU quota."
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)  # macOS: none
+    try: quota, period = open('/sys/fs/cgroup/cpu.max').read().split()  # cgroup v2: 'max 100000' when there is none
+    except (OSError, ValueError): return n
+    return n if quota == 'max' else max(1, min(n, int(quota) // int(period)))
+
 
 # %% ../nbs/08b_distributed.ipynb #dd0lac
 class GroupFailed(ChildProcessError):
@@ -278,13 +312,13 @@ class GroupFailed(ChildProcessError):
 
 def launch(nproc:int, # processes to start on this machine
            args:list, # the `mnist-course` arguments each process gets, e.g. ['train', '--out', 'runs/a']
-           threads:int|None=None, # threads per process (default: $OMP_NUM_THREADS, else this machine's cores / nproc)
+           threads:int|None=None, # threads per process (default: $OMP_NUM_THREADS, else `usable_cpus()` / nproc)
           ):
     "Run `python -m mnist_course.cli *args` in `nproc` processes under PyTorch's elastic agent, the launcher torchrun runs."
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.multiprocessing.api import SignalException
-    threads = threads or int(os.environ.get('OMP_NUM_THREADS', 0)) or max(1, (os.cpu_count() or 1) // nproc)
+    threads = threads or int(os.environ.get('OMP_NUM_THREADS', 0)) or max(1, usable_cpus() // nproc)
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex, rdzv_backend='c10d',
                        rdzv_endpoint='localhost:0', max_restarts=0, monitor_interval=0.1)
     logs = {n: l for n, l in logging.root.manager.loggerDict.items() if n.startswith('torch.distributed') and isinstance(l, logging.Logger)}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_fast_training.ipynb #fd0866ca
 from __future__ import annotations
-import math, statistics, time
+import math, os, statistics, time
 from typing import NamedTuple
 import torch
 import torch.nn as nn
@@ -16,8 +16,8 @@ from .data import get_datasets, MNIST_MEAN, MNIST_STD
 from .training import History, history_of, seed_everything, check_loss
 
 # %% auto #0
-__all__ = ['matmul_gflops', 'images_per_s', 'MNISTTensors', 'load_tensors', 'normalize', 'augment', 'fast_step', 'bf16_native',
-           'pick_precision', 'fast_epoch', 'evaluate', 'fast_fit']
+__all__ = ['PRECISIONS', 'matmul_gflops', 'images_per_s', 'MNISTTensors', 'load_tensors', 'normalize', 'augment', 'fast_step',
+           'bf16_native', 'pick_precision', 'fast_epoch', 'evaluate', 'fast_fit']
 
 # %% ../nbs/06_fast_training.ipynb #6d40deb6
 def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matrices
@@ -125,19 +125,28 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
 # %% ../nbs/06_fast_training.ipynb #6e472b86
 def bf16_native(device:torch.device, # where training runs
                ) -> bool:
-    "Whether `device` computes in bfloat16 natively (AVX512-BF16 or AMX on a CPU, bf16 support on CUDA)."
+    "Whether `device` computes bfloat16 natively: AVX512-BF16 or AMX on a CPU, compute capability 8.0 or more on CUDA."
     device = torch.device(device)
-    if device.type == 'cuda': return torch.cuda.is_bf16_supported()
+    if device.type == 'cuda': return torch.cuda.get_device_capability(device) >= (8, 0)  # Ampere on, not emulation
     if device.type == 'cpu':
         return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
     return False
 
+
 # %% ../nbs/06_fast_training.ipynb #527c6330
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}  # the names --precision and $MNIST_COURSE_PRECISION take
+
 def pick_precision(device:torch.device, # where training runs
-                   bf16:bool|None=None, # force bfloat16 on (True) or off (False); None: where native
+                   precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
                   ) -> torch.dtype:
-    "`torch.bfloat16` for autocast where it is native (or forced), else `torch.float32`."
-    return torch.bfloat16 if (bf16_native(device) if bf16 is None else bf16) else torch.float32
+    "The autocast precision: `precision` if given, else the environment's; 'auto' is bfloat16 where it is native."
+    name = precision or os.environ.get('MNIST_COURSE_PRECISION') or 'auto'
+    if name == 'auto': return torch.bfloat16 if bf16_native(device) else torch.float32
+    if name not in PRECISIONS:
+        where = '' if precision else ' (from $MNIST_COURSE_PRECISION)'
+        raise ValueError(f"unknown precision {name!r}{where}: use auto, fp32 or bf16")
+    return PRECISIONS[name]
+
 
 # %% ../nbs/06_fast_training.ipynb #a7a67ffa
 def fast_epoch(model:nn.Module, # the network, channels-last
@@ -203,7 +212,7 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              batch_size:int=128, # images per step
              lr:float=0.05, # peak learning rate of the one-cycle schedule
              weight_decay:float=5e-4, # L2 penalty on the weights
-             bf16:bool|None=None, # bfloat16 autocast: None where native, or force on/off
+             precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
              augment_data:bool=True, # apply the S5 augmentation (batched)
              seed:int|None=1, # seed for the order of batches and the augmentation (seed before building the model for its weights)
              progress:bool=True, # show a progress bar per epoch
@@ -214,7 +223,7 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
     "Train `model` on `data` with the fast recipe; append per-epoch metrics to its history and return it."
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
-    dtype, h = pick_precision(dev, bf16), (history if history is not None else history_of(model))
+    dtype, h = pick_precision(dev, precision), (history if history is not None else history_of(model))
     if seed is not None: seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(torch.initial_seed() if seed is None else seed)
     model.to(dev, memory_format=torch.channels_last)

@@ -5,6 +5,10 @@ import matplotlib
 matplotlib.use('Agg')
 from mnist_course.data import fetch_mnist, raw_folder, MNIST_FILES
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', "precision: the result depends on the arithmetic's precision; `.ci/run` runs these "
+                            "again with MNIST_COURSE_PRECISION=bf16")
+
 @pytest.fixture(scope='session')
 def mnist_root():
     "The course's MNIST cache folder, fetched and verified."

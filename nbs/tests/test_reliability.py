@@ -2,7 +2,7 @@
 
 Every test runs the installed command in a subprocess on the real MNIST files, with small subsets where time matters.
 """
-import json, os, shutil, signal, socket, subprocess, sys, time
+import json, os, shlex, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -11,17 +11,24 @@ BIN = Path(sys.executable).parent/'mnist-course'
 SMALL = ['--n-train', '3000', '--n-test', '1000', '--no-progress']
 LONGER = ['--n-train', '6000', '--n-test', '1000', '--no-progress']  # where a second command must run while the first trains
 
-def run(*args, env=None, **kw):
-    p = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, env={**os.environ, **(env or {})}, **kw)
-    return p.returncode, p.stdout + p.stderr
+FAULTS = Path(__file__).parent/'faults'  # sitecustomize.py: faults injected on purpose, see its docstring
+
+def fault(**spec):
+    "The environment that gives the command started with it the fault `spec` (faults/sitecustomize.py)."
+    return {'PYTHONPATH': str(FAULTS), 'MNIST_COURSE_FAULT': json.dumps(spec)}
 
 def _as_in_a_terminal():
     "Ctrl-C interrupts, as in a terminal, even where these tests run as a background job that inherits SIGINT ignored."
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-def start(*args):
+def run(*args, env=None, **kw):
+    p = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, env={**os.environ, **(env or {})},
+                       preexec_fn=_as_in_a_terminal, **kw)
+    return p.returncode, p.stdout + p.stderr
+
+def start(*args, env=None):
     return subprocess.Popen([str(BIN), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=_as_in_a_terminal)
+                            env={**os.environ, **(env or {})}, preexec_fn=_as_in_a_terminal)
 
 def wait_for_epoch(out, epoch, proc, timeout=300):
     "Wait until `out`'s checkpoint holds `epoch` (read through the package, as a resume would)."
@@ -46,11 +53,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mnist_root, recipe):
     args = ['--recipe', recipe, '--epochs', '3', '--seed', '7', *SMALL]
     whole, broken = tmp_path/'whole', tmp_path/'broken'
     code, text = run('train', '--out', whole, *args); assert code == 0, text
-    p = start('train', '--out', broken, *args)
-    wait_for_epoch(broken, 1, p)
-    time.sleep(0.3)  # into epoch 2
-    p.send_signal(signal.SIGKILL); p.wait()
-    assert not (broken/'metrics.json').exists()
+    code, text = run('train', '--out', broken, *args, env=fault(step=[2, 3], do='SIGKILL'))  # killed in epoch 2
+    assert code == -9 and not (broken/'metrics.json').exists(), text
     code, text = run('train', '--out', broken, *args)  # without --resume: refused, nothing lost
     assert code == 2 and 'holds an interrupted run' in text and '--resume' in text
     code, text = run('train', '--out', broken, '--resume', '--no-progress'); assert code == 0, text
@@ -75,7 +79,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path, mnist_root):
     code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
     assert len(json.loads((out/'metrics.json').read_text())['epochs']) == 4
 
+@pytest.mark.precision
 def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
+    "A learning rate no precision survives: the weights overflow in the first steps."
     out = tmp_path/'run'
     code, text = run('train', '--out', out, '--lr', '1e12', '--epochs', '2', *SMALL)
     assert code == 3, text
@@ -189,30 +195,10 @@ def test_python_api_errors_are_clear(mnist_root):
 # found before training or reported in one line; advice that works after a NaN; SIGTERM like Ctrl-C; checksums.
 
 TINY = ['--n-train', '2000', '--n-test', '500', '--epochs', '1', '--no-progress']
-STOP_AT = r'''
-import os, signal, sys
-from pathlib import Path
-folder, name, action = sys.argv[1], sys.argv[2], sys.argv[3]
-def fill_the_disk(filler):
-    with open(filler, 'wb') as f:
-        try:
-            while True: f.write(b'\0' * (1 << 16)); f.flush()
-        except OSError: pass
-real = os.replace
-def replace(src, dst, *a, **k):  # just before `dst` (in `folder`) is put in place: send a signal, or fill the disk
-    if Path(dst).name == name and Path(dst).parent.name == folder:
-        if action.startswith('fill:'): fill_the_disk(action[5:])
-        else: os.kill(os.getpid(), getattr(signal, action))
-    return real(src, dst, *a, **k)
-os.replace = replace
-from mnist_course.cli import main
-sys.exit(main(sys.argv[4:]))
-'''
 
-def run_stopped_at(folder, name, sig, *args):
-    "Run `mnist-course` in a process that sends itself `sig` just before the file `name` is renamed into `folder`."
-    p = subprocess.run([sys.executable, '-c', STOP_AT, folder, name, sig, *map(str, args)], capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr
+def run_stopped_at(folder, name, action, *args):
+    "Run `mnist-course` so that it does `action` (a signal to itself, or fill:PATH) just before `name` is renamed into `folder`."
+    return run(*args, env=fault(replace=[folder, name], do=action))
 
 @pytest.fixture(scope='module')
 def finished_tiny(tmp_path_factory, mnist_root):
@@ -244,14 +230,15 @@ def test_killed_during_first_checkpoint_leaves_nothing_behind(tmp_path, mnist_ro
 
 def test_two_writers_on_one_folder(tmp_path, mnist_root):
     "A second run, or a --resume, on a folder in use is refused at once, naming the process; the first run is unharmed."
-    out = tmp_path/'run'
-    first = start('train', '--out', out, '--epochs', '2', '--seed', '3', *LONGER)
-    t = time.time()
+    out, go_on = tmp_path/'run', tmp_path/'go-on'
+    first = start('train', '--out', out, '--epochs', '2', '--seed', '3', *SMALL, env=fault(step=[1, 3], do=f'wait:{go_on}'))
+    t = time.time()  # the first run holds the folder once its lock names it; it cannot end before go_on exists
     while not ((out/'.lock').exists() and (out/'.lock').read_text()):
         assert first.poll() is None and time.time() - t < 120; time.sleep(0.05)
-    for args in (['--seed', '4', '--lr', '0.01', '--epochs', '2', *LONGER], ['--resume', '--no-progress']):
+    for args in (['--seed', '4', '--lr', '0.01', '--epochs', '2', *SMALL], ['--resume', '--no-progress']):
         code, text = run('train', '--out', out, *args)
         assert code == 2 and f'{out} is in use by another mnist-course run (pid {first.pid}' in text and 'Traceback' not in text, text
+    go_on.touch()
     text = first.communicate(timeout=300)[0]
     assert first.returncode == 0, text
     m = json.loads((out/'metrics.json').read_text())
@@ -286,17 +273,10 @@ def test_read_only_output_is_found_before_training(tmp_path, small_fs, mnist_roo
     assert ('cannot create the output folder' if sub else 'cannot write to') in text
 
 def test_disk_full_during_training_keeps_the_checkpoint(tmp_path, small_fs, mnist_root):
-    "The disk fills after epoch 1: one clear line, the checkpoint of epoch 1 kept; with space again, --resume finishes."
-    fs = small_fs(20); out = fs/'run'
-    p = start('train', '--out', out, '--epochs', '2', *SMALL)
-    wait_for_epoch(out, 1, p)
-    filler = fs/'filler'
-    with open(filler, 'wb') as f:  # fill the disk
-        try:
-            while True: f.write(b'\0' * (1 << 16)); f.flush()
-        except OSError: pass
-    text = p.communicate(timeout=300)[0]
-    assert p.returncode == 2, text
+    "The disk fills in epoch 2: one clear line, the checkpoint of epoch 1 kept; with space again, --resume finishes."
+    fs = small_fs(20); out = fs/'run'; filler = fs/'filler'
+    code, text = run('train', '--out', out, '--epochs', '2', *SMALL, env=fault(step=[2, 3], do=f'fill:{filler}'))
+    assert code == 2, text
     assert 'could not write the checkpoint of epoch 2' in text and 'No space left on device' in text and 'Traceback' not in text, text
     assert f'the checkpoint of epoch 1 is kept in {out}/checkpoint.pt' in text and f'mnist-course train --out {out} --resume' in text
     filler.unlink()
@@ -327,19 +307,21 @@ def test_read_only_data_folder_with_a_damaged_file(tmp_path, small_fs, mnist_roo
     assert '.corrupt' not in text and 'Traceback' not in text
     assert (raw_folder(fs)/'t10k-labels-idx1-ubyte').exists() and not (tmp_path/'run').exists()
 
+@pytest.mark.precision
 def test_nan_advice_works(tmp_path, mnist_root):
-    "After a NaN loss, the command the message gives (resume with a lower --lr, or start again) succeeds, and is recorded."
+    "A NaN loss in epoch 2 (the weights made NaN on purpose): the command the message gives succeeds, and is recorded."
     import re
     out = tmp_path/'run'
-    code, text = run('train', '--out', out, '--lr', '0.3', '--epochs', '8', '--n-train', '3000', '--n-test', '1000', '--no-progress')
-    assert code == 3 and 'the training loss became nan' in text and 'Traceback' not in text, text
+    code, text = run('train', '--out', out, '--epochs', '3', *SMALL, env=fault(step=[2, 3], do='nan'))
+    assert code == 3 and 'the training loss became nan in epoch 2 at batch 3' in text and 'Traceback' not in text, text
     advice = re.search(r'(mnist-course train --out .*)$', text.strip()).group(1)
-    assert '--lr 0.03' in advice
-    code, again = run(*advice.split()[1:]); assert code == 0, again
+    assert advice == f'mnist-course train --out {out} --resume --lr 0.005', advice  # the default 0.05, ten times lower
+    code, again = run(*shlex.split(advice)[1:]); assert code == 0, again
     m = json.loads((out/'metrics.json').read_text())
-    assert len(m['epochs']) == 8 and m['final']['test_acc'] > 90, m['final']
-    if '--resume' in advice:  # the lower learning rate is part of the run's record
-        assert m['config']['lr'] == 0.03 and m['config']['lr_changes'][0]['lr_to'] == 0.03 and 'nan' in m['config']['lr_changes'][0]['reason']
+    assert len(m['epochs']) == 3 and all(e['train_loss'] < 10 for e in m['epochs']), m['epochs']  # finite: not the NaN weights
+    assert m['final']['test_acc'] > m['epochs'][0]['test_acc'], m['epochs']  # it went on learning from epoch 1's weights
+    change = m['config']['lr_changes'][0]  # the lower learning rate is part of the run's record
+    assert m['config']['lr'] == 0.005 and change['lr_to'] == 0.005 and change['after_epoch'] == 1 and 'nan' in change['reason']
 
 def test_lr_change_on_resume_only_after_a_nan(tmp_path, finished_tiny):
     out = tmp_path/'run'; shutil.copytree(finished_tiny, out); (out/'metrics.json').unlink()
@@ -350,10 +332,8 @@ def test_lr_change_on_resume_only_after_a_nan(tmp_path, finished_tiny):
 def test_stop_before_the_first_epoch_and_sigterm(tmp_path, mnist_root, sig, status):
     "Stopped before the first epoch ends: no promise of a resume, the empty folder removed; SIGTERM then behaves as Ctrl-C."
     out = tmp_path/'run'
-    p = start('train', '--out', out, '--epochs', '3', *SMALL)
-    while not ((out/'.lock').exists() and (out/'.lock').read_text()): assert p.poll() is None; time.sleep(0.02)
-    time.sleep(1.5)  # into the first epoch (it takes several seconds)
-    p.send_signal(sig); text = p.communicate(timeout=120)[0]
+    p = start('train', '--out', out, '--epochs', '3', *SMALL, env=fault(step=[1, 3], do=sig.name))  # inside epoch 1
+    text = p.communicate(timeout=120)[0]
     assert p.returncode == status and 'no epoch had finished, so nothing was saved' in text and '--resume' not in text, text
     assert 'Start again with: mnist-course train --out' in text and 'Traceback' not in text and not out.exists()
     p = start('train', '--out', out, '--epochs', '3', *SMALL)
@@ -362,14 +342,14 @@ def test_stop_before_the_first_epoch_and_sigterm(tmp_path, mnist_root, sig, stat
     assert p.returncode == status and 'nothing was saved' in text and '--resume' not in text and 'Traceback' not in text, text
     assert not out.exists()
     if sig == signal.SIGINT: return  # Ctrl-C after an epoch: test_ctrl_c_stops_cleanly_and_says_how_to_resume
-    p = start('train', '--out', out, '--epochs', '2', *SMALL)
-    wait_for_epoch(out, 1, p); p.send_signal(sig); text = p.communicate(timeout=120)[0]
+    p = start('train', '--out', out, '--epochs', '2', *SMALL, env=fault(step=[2, 3], do=sig.name))  # after epoch 1
+    text = p.communicate(timeout=120)[0]
     assert p.returncode == status and f'mnist-course train --out {out} --resume' in text and 'Traceback' not in text, text
     code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
 
 def test_ctrl_c_while_starting(tmp_path):
-    p = start('train', '--out', tmp_path/'run', *TINY)
-    time.sleep(0.3); p.send_signal(signal.SIGINT); text = p.communicate(timeout=60)[0]
+    p = start('train', '--out', tmp_path/'run', *TINY, env=fault(importing='mnist_course.cli', do='SIGINT'))
+    text = p.communicate(timeout=60)[0]
     assert p.returncode == 130 and 'interrupted while starting' in text and 'Traceback' not in text, text
 
 def test_flipped_byte_in_checkpoint_is_refused(tmp_path, finished_tiny):
@@ -391,3 +371,56 @@ def test_small_ones(tmp_path, mnist_root):
         assert code == 2 and 'is a folder, not a checkpoint' in text, text
     code, text = run('train', '--out', tmp_path/'s5', '--recipe', 's5', *TINY)
     assert code == 0 and text.startswith('final test accuracy') and 'Epoch' not in text and 'Test set' not in text, text
+
+# Issue 20: every machine a learner brings. Precision as an option, Apple's MPS, file systems without locks, and advice
+# that works when followed from anywhere.
+
+def test_precision_is_an_option_and_recorded(tmp_path, mnist_root):
+    "--precision beats $MNIST_COURSE_PRECISION, which beats auto; metrics.json records what was used; bad names refused."
+    for args, env, want in ((['--precision', 'bf16'], {'MNIST_COURSE_PRECISION': 'fp32'}, 'bfloat16'),
+                            ([], {'MNIST_COURSE_PRECISION': 'fp32'}, 'float32')):
+        out = tmp_path/want
+        code, text = run('train', '--out', out, *args, *TINY, env=env); assert code == 0, text
+        assert json.loads((out/'metrics.json').read_text())['config']['precision'] == want
+    code, text = run('train', '--out', tmp_path/'bad', '--precision', 'fp16', *TINY)
+    assert code == 2 and "unknown precision 'fp16': use auto, fp32 or bf16" in text and not (tmp_path/'bad').exists(), text
+    code, text = run('train', '--out', tmp_path/'bad', *TINY, env={'MNIST_COURSE_PRECISION': 'half'})
+    assert code == 2 and '(from $MNIST_COURSE_PRECISION)' in text, text
+    code, text = run('bench', '--precision', 'fp32', '--steps', '1', '--rounds', '1', '--runs', '0', '--models', 'SmallNet',
+                     '--json-out', tmp_path/'b.json', '--no-progress')
+    assert code == 0 and json.loads((tmp_path/'b.json').read_text())['precision'] == 'float32', text
+
+@pytest.mark.parametrize('args', [[], ['--device', 'mps'], ['--recipe', 's5']])
+def test_apple_silicon_preflight(tmp_path, mnist_root, args):
+    "With MPS reported available (as on a Mac), everything before the first tensor operation runs: no backend asked for."
+    if torch.cuda.is_available() and not args: pytest.skip('auto picks CUDA here')
+    code, text = run('train', '--out', tmp_path/'run', *args, *TINY, env=fault(mps=True))
+    assert code == 42 and 'first tensor to mps' in text and 'error' not in text, text
+
+def test_file_system_without_locks(tmp_path, mnist_root):
+    "lockf failing with ENOLCK (an NFS without lockd): the run goes on, saying so; another error is named, not 'in use'."
+    code, text = run('train', '--out', tmp_path/'run', *TINY, env=fault(lockf='ENOLCK'))
+    assert code == 0 and 'is on a file system without POSIX locks' in text and 'in use' not in text, text
+    code, text = run('train', '--out', tmp_path/'io', *TINY, env=fault(lockf='EIO'))
+    assert code == 2 and f"cannot lock {tmp_path/'io'/'.lock'}" in text and 'in use' not in text, text
+
+def test_followed_advice_finishes_from_another_folder(tmp_path, cache_copy):
+    "Stopped after epoch 1, a run with --data, --model and --batch-size says how to go on; followed elsewhere, it finishes."
+    import re
+    here, elsewhere, home = tmp_path/'here', tmp_path/'elsewhere', tmp_path/'home'
+    for d in (here, elsewhere, home): d.mkdir()
+    (here/'digits').mkdir(); shutil.move(cache_copy/'MNIST', here/'digits'/'MNIST')  # a data folder of its own
+    p = subprocess.Popen([str(BIN), 'train', '--out', 'runs/a', '--data', 'digits', '--model', 'SmallNet', '--batch-size', '64',
+                          '--epochs', '2', *SMALL], cwd=here, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, **fault(step=[2, 3], do='SIGTERM')}, preexec_fn=_as_in_a_terminal)
+    text = p.communicate(timeout=300)[0]
+    assert p.returncode == 143, text
+    advice = re.search(r'Continue with: (mnist-course train .*)$', text.strip()).group(1)
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    offline = {k: v for k, v in os.environ.items() if k not in ('MNIST_COURSE_DATA', 'XDG_CACHE_HOME')}
+    offline.update(HOME=str(home), MNIST_COURSE_MIRRORS=f'http://127.0.0.1:{port}/', PATH=str(BIN.parent))  # no npm, no cache
+    q = subprocess.run([str(BIN), *shlex.split(advice)[1:], '--no-progress'], cwd=elsewhere, env=offline, capture_output=True, text=True)
+    assert q.returncode == 0, (advice, q.stdout + q.stderr)
+    m = json.loads((here/'runs'/'a'/'metrics.json').read_text())
+    assert len(m['epochs']) == 2 and m['config']['model'] == 'SmallNet' and m['config']['batch_size'] == 64
+    assert not (home/'.cache'/'mnist_course').exists()  # nothing fetched into the empty cache

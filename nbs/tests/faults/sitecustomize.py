@@ -1,0 +1,99 @@
+"""Faults injected on purpose into the `mnist-course` processes a test starts: the test puts this folder on PYTHONPATH,
+so Python imports this module at start-up in every process (a process group's ranks included), and sets
+$MNIST_COURSE_FAULT to one JSON object:
+
+- `{"step": [E, S], "do": ACTION, "rank": R}`: after optimizer step S (from 1) of epoch E, in the process of rank R
+  (default 0). ACTION: a signal name (`SIGKILL`, `SIGTERM`, `SIGINT`) sent to this process; `kill-launcher` (SIGKILL to
+  its parent, the launcher of its group); `nan` (the weights become NaN, so the next loss is); `fill:PATH` (fill the
+  disk by writing PATH); `wait:PATH` (pause until PATH exists, so a test acts while the run is at that point).
+- `{"replace": [FOLDER, NAME], "do": ACTION}`: just before a file NAME is renamed into a folder named FOLDER (the
+  signals and `fill:PATH` as above).
+- `{"lockf": "ENOLCK"}`: POSIX locks fail with that error, as on a file system without them.
+- `{"mps": true}`: PyTorch reports Apple's MPS available; the first tensor sent to it prints `first tensor to mps`
+  and ends the process with exit status 42, so a test sees the whole pre-flight run as on a Mac.
+- `{"importing": MODULE, "do": SIGNAL}`: the signal, sent to this process as it starts to import MODULE.
+- `"pids": PATH` (with any of them): each process of a group appends its pid to PATH.
+
+These are the real code paths with one fault each; nothing else of the command is replaced.
+"""
+import errno, json, os, signal, sys, time
+
+SPEC = json.loads(os.environ.get('MNIST_COURSE_FAULT') or 'null')
+
+def act(what:str):
+    "Do the fault `what` now."
+    if what == 'kill-launcher': os.kill(os.getppid(), signal.SIGKILL)
+    elif what.startswith('fill:'):
+        with open(what[5:], 'wb') as f:
+            try:
+                while True: f.write(b'\0' * (1 << 16)); f.flush()
+            except OSError: pass
+    elif what.startswith('wait:'):
+        while not os.path.exists(what[5:]): time.sleep(0.01)
+    else: os.kill(os.getpid(), getattr(signal, what))
+
+def at_step(spec:dict):
+    "Count optimizer steps per epoch (epochs from the checkpoints saved or restored) and act at the one named."
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+    from mnist_course.checkpoint import Checkpointer
+    state = dict(epoch=0, step=0)
+    save, restore = Checkpointer.save, Checkpointer.restore
+    def saved(self, epoch, *a, **k):
+        r = save(self, epoch, *a, **k); state.update(epoch=epoch, step=0); return r
+    def restored(self, *a, **k):
+        r = restore(self, *a, **k); state.update(epoch=r, step=0); return r
+    Checkpointer.save, Checkpointer.restore = saved, restored
+    def hook(opt, args, kwargs):
+        state['step'] += 1
+        if [state['epoch'] + 1, state['step']] != spec['step'] or int(os.environ.get('RANK', 0)) != spec.get('rank', 0): return
+        if spec['do'] == 'nan':
+            with torch.no_grad():
+                for g in opt.param_groups:
+                    for p in g['params']: p.fill_(float('nan'))
+        else: act(spec['do'])
+    register_optimizer_step_post_hook(hook)
+
+def at_replace(spec:dict):
+    "Act just before `os.replace` puts file NAME into folder FOLDER."
+    folder, name = spec['replace']
+    real = os.replace
+    def replace(src, dst, *a, **k):
+        if os.path.basename(dst) == name and os.path.basename(os.path.dirname(os.path.abspath(dst))) == folder: act(spec['do'])
+        return real(src, dst, *a, **k)
+    os.replace = replace
+
+def no_locks(spec:dict):
+    "`fcntl.lockf` fails as on a file system without POSIX locks."
+    import fcntl
+    code = getattr(errno, spec['lockf'])
+    def lockf(*a, **k): raise OSError(code, os.strerror(code))
+    fcntl.lockf = lockf
+
+def mps(spec:dict):
+    "Report MPS available; end the process at the first tensor sent to it."
+    import torch
+    def yes(): return True
+    yes.__wrapped__ = yes  # is_available is an lru_cache, whose __wrapped__ torch._dynamo reads
+    torch.backends.mps.is_available = torch.backends.mps.is_built = yes
+    real = torch.Tensor.to
+    def to(self, *a, **k):
+        dev = k.get('device', a[0] if a else None)
+        if isinstance(dev, (str, torch.device)) and torch.device(dev).type == 'mps':
+            print('first tensor to mps', flush=True); os._exit(42)
+        return real(self, *a, **k)
+    torch.Tensor.to = to
+
+def importing(spec:dict):
+    "Send the signal as the module named starts to be imported (the command's start-up)."
+    class Finder:
+        def find_spec(self, name, path=None, target=None):
+            if name == spec['importing']: os.kill(os.getpid(), getattr(signal, spec['do']))
+            return None
+    sys.meta_path.insert(0, Finder())
+
+if SPEC:
+    if SPEC.get('pids') and 'RANK' in os.environ:
+        with open(SPEC['pids'], 'a') as f: f.write(f"{os.getpid()}\n")
+    for key, install in (('step', at_step), ('replace', at_replace), ('lockf', no_locks), ('mps', mps), ('importing', importing)):
+        if key in SPEC: install(SPEC)
