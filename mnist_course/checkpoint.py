@@ -32,7 +32,7 @@ def set_rng_state(s:dict, # from `rng_state`
     "Put the random generators (and `generator`) back in state `s`."
     random.setstate(s['python']); torch.set_rng_state(s['torch'])
     cuda = s.get('cuda') if torch.cuda.is_available() else None
-    if isinstance(cuda, list): cuda = cuda[0] if cuda else None  # format 2's first checkpoints held every GPU's: GPU 0's
+    if isinstance(cuda, list): cuda = cuda[0] if cuda else None  # older checkpoints: every GPU's state; take GPU 0's
     if cuda is not None: torch.cuda.set_rng_state(cuda)  # into the current GPU, on a machine with any number of them
     if generator is not None and 'generator' in s: generator.set_state(s['generator'])
 

@@ -248,7 +248,8 @@ def join_group(device:torch.device, # the device asked for (CUDA: each process t
     if device.type == 'cuda': device = torch.device('cuda', local_rank); torch.cuda.set_device(device)
     backend = pick_backend(device, backend)
     _exit_with_parent()
-    if not dist.is_initialized(): dist.init_process_group(backend, timeout=timedelta(seconds=timeout))  # reads MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
+    if not dist.is_initialized():  # reads MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE from the environment
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     return Group(rank, world_size, local_rank, backend, device)
 
 # %% ../nbs/08b_distributed.ipynb #dd0agc

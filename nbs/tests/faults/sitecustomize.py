@@ -3,9 +3,10 @@ so Python imports this module at start-up in every process (a process group's ra
 $MNIST_COURSE_FAULT to one JSON object:
 
 - `{"step": [E, S], "do": ACTION, "rank": R}`: after optimizer step S (from 1) of epoch E, in the process of rank R
-  (default 0). ACTION: a signal name (`SIGKILL`, `SIGTERM`, `SIGINT`) sent to this process; `kill-launcher` (SIGKILL to
-  its parent, the launcher of its group); `nan` (the weights become NaN, so the next loss is); `fill:PATH` (fill the
-  disk by writing PATH); `wait:PATH` (pause until PATH exists, so a test acts while the run is at that point).
+  (default 0). ACTION: a signal name (`SIGKILL`, `SIGTERM`, `SIGINT`) sent to this process; `kill-launcher` (SIGKILL
+  to its parent, the launcher of its group, then stay at this step until the launcher's death stops the process);
+  `nan` (the weights become NaN, so the next loss is); `fill:PATH` (fill the disk by writing PATH); `wait:PATH`
+  (pause until PATH exists, so a test acts while the run is at that point).
 - `{"replace": [FOLDER, NAME], "do": ACTION}`: just before a file NAME is renamed into a folder named FOLDER (the
   signals and `fill:PATH` as above).
 - `{"lockf": "ENOLCK"}`: POSIX locks fail with that error, as on a file system without them.
@@ -22,7 +23,9 @@ SPEC = json.loads(os.environ.get('MNIST_COURSE_FAULT') or 'null')
 
 def act(what:str):
     "Do the fault `what` now."
-    if what == 'kill-launcher': os.kill(os.getppid(), signal.SIGKILL)
+    if what == 'kill-launcher':  # and stay at this step: the launcher's death, not the epoch's end, must stop the run
+        os.kill(os.getppid(), signal.SIGKILL)
+        while True: time.sleep(0.1)
     elif what.startswith('fill:'):
         with open(what[5:], 'wb') as f:
             try:
