@@ -98,6 +98,11 @@ def _check_paths(out, data):
     if data is not None and not str(data).strip():
         raise ValueError("--data must name a folder, got an empty string; leave it out to use $MNIST_COURSE_DATA or the user cache")
 
+def _how(dev:torch.device, **opts) -> dict:
+    "How to run: the options a checkpoint does not hold, the precision checked (with $MNIST_COURSE_PRECISION's default)."
+    pick_precision(dev, opts['precision'])  # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
+    return dict(opts, precision=opts['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None)
+
 def _command(out:Path, cfg:dict, resume:bool=False, **changes) -> str:
     "The exact `mnist-course train` command that starts the run `cfg` afresh in `out` (or resumes it), with `changes`."
     keys = [*_RUN_KEYS[:-1]] * (not resume) + [*_HOW_KEYS]  # a resume takes the run's options from its checkpoint
@@ -238,9 +243,7 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                                  seed=seed, n_train=n_train, n_test=n_test)
     new = None if resume else _new_config(given)  # every option checked before anything is written
     dev = resolve_device(device)
-    pick_precision(dev, precision)  # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
-    how = dict(data=data, device=device, nproc=nproc, backend=backend,  # what the checkpoint does not hold
-               precision=precision or os.environ.get('MNIST_COURSE_PRECISION') or None)
+    how = _how(dev, data=data, device=device, nproc=nproc, backend=backend, precision=precision)
     if launched(): return _train_in_group(out, given, how, dev, resume, progress)  # one of torchrun's processes
     if nproc != 1: pick_backend(dev, backend)  # one process needs no process group (and Apple's MPS has none)
     if new: check_world(nproc, new['batch_size'], new['n_train'] or 60000, dev)
@@ -425,6 +428,12 @@ def _median_and_spread(values:list) -> tuple:
     return ordered[(len(values) - 1) // 2] if values else None, [done[0], done[-1]] if done else None
 
 # %% ../nbs/08_cli.ipynb #cli0bfig
+def _check_json_out(json_out:str):
+    "Refuse a `--json-out` whose folder does not exist or is not writable."
+    folder = Path(json_out).expanduser().resolve().parent
+    if not folder.is_dir(): raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK): raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
+
 def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
     "Parameters, operations per image, GFLOP/s and fraction of each ceiling of model `m` at `images_per_s`."
     net = MODELS[m]()
@@ -451,10 +460,7 @@ def run_bench(steps:int=10, # timed steps per path per round
     if not names or any(m not in MODELS for m in names): raise ValueError(f"--models must name models from {', '.join(MODELS)}, separated by commas; got {models!r}")
     if not all(isinstance(v, int) and v >= lo for v, lo in ((steps, 1), (rounds, 1), (runs, 0))):
         raise ValueError(f"--steps and --rounds must be whole numbers of at least 1 and --runs of at least 0, got {steps!r}, {rounds!r} and {runs!r}")
-    if json_out:  # checked before the benchmark runs, not after
-        folder = Path(json_out).expanduser().resolve().parent
-        if not folder.is_dir(): raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
-        if not os.access(folder, os.W_OK): raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
+    if json_out: _check_json_out(json_out)  # before the benchmark runs, not after
     dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None)); seed_everything(0)
     dtype = pick_precision(dev, precision)  # a bad --precision is refused before any measurement
     ceiling = {str(d).replace('torch.', ''): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}

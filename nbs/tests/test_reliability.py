@@ -50,7 +50,7 @@ def metrics(out): return [{k: v for k, v in e.items() if k != 'seconds'} for e i
 @pytest.mark.parametrize('recipe', ['fast', 's5'])
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mnist_root, recipe):
     "A run killed with SIGKILL in the middle of an epoch, then resumed, ends with the same metrics and weights."
-    args = ['--recipe', recipe, '--epochs', '3', '--seed', '7', *SMALL]
+    args = ['--recipe', recipe, '--epochs', '2', '--seed', '7', *SMALL]
     whole, broken = tmp_path/'whole', tmp_path/'broken'
     code, text = run('train', '--out', whole, *args); assert code == 0, text
     code, text = run('train', '--out', broken, *args, env=fault(step=[2, 3], do='SIGKILL'))  # killed in epoch 2
@@ -315,7 +315,9 @@ def test_nan_advice_works(tmp_path, mnist_root):
     code, text = run('train', '--out', out, '--epochs', '3', *SMALL, env=fault(step=[2, 3], do='nan'))
     assert code == 3 and 'the training loss became nan in epoch 2 at batch 3' in text and 'Traceback' not in text, text
     advice = re.search(r'(mnist-course train --out .*)$', text.strip()).group(1)
-    assert advice == f'mnist-course train --out {out} --resume --lr 0.005', advice  # the default 0.05, ten times lower
+    given = os.environ.get('MNIST_COURSE_PRECISION')  # repeated by the advice, as the run used it
+    want = f'mnist-course train --out {out} --resume' + (f' --precision {given}' if given not in (None, '', 'auto') else '')
+    assert advice == want + ' --lr 0.005', advice  # the default 0.05, ten times lower
     code, again = run(*shlex.split(advice)[1:]); assert code == 0, again
     m = json.loads((out/'metrics.json').read_text())
     assert len(m['epochs']) == 3 and all(e['train_loss'] < 10 for e in m['epochs']), m['epochs']  # finite: not the NaN weights
