@@ -205,8 +205,7 @@ def _name(dtype:torch.dtype) -> str: return str(dtype).replace('torch.', '')  # 
 
 def _train_s5(net, cfg, dev, progress, ckpt, group=None):
     "The seed's recipe (chapter 2's `fit`, in float32 as the seed; on a process group, chapter 8b's sampler): history, test loader, precision."
-    data = cfg['data']
-    train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
+    train_ds, test_ds = get_datasets(cfg['data'], s5_train_transforms(), s5_test_transforms())
     if cfg['n_train']: train_ds = subset(train_ds, cfg['n_train'])
     if cfg['n_test']: test_ds = subset(test_ds, cfg['n_test'])
     train_loader, test_loader = get_loaders(train_ds, test_ds, batch_size=cfg['batch_size'])
@@ -463,7 +462,7 @@ def run_bench(steps:int=10, # timed steps per path per round
     if json_out: _check_json_out(json_out)  # before the benchmark runs, not after
     dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None)); seed_everything(0)
     dtype = pick_precision(dev, precision)  # a bad --precision is refused before any measurement
-    ceiling = {str(d).replace('torch.', ''): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
+    ceiling = {_name(d): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
     rates = _throughput(data, dev, dtype, names, steps, rounds, say)
     res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__,
                threads=torch.get_num_threads(), ceiling_gflops=ceiling, seed_images_per_s=rates['seed'], models={})
