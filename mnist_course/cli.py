@@ -67,8 +67,9 @@ def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:
 # %% ../nbs/08_cli.ipynb #dc0499d2
 ARTEFACTS = ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metrics.json')  # published in this order
 CHECKPOINT, LOCK, STAGING = 'checkpoint.pt', '.lock', '.artefacts.part'
-_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'lr_changes')  # in the checkpoint
-_HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}  # not; with their defaults
+# the run's options, which its checkpoint holds; and how to run it, which it does not (with the defaults)
+_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'lr_changes')
+_HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}
 
 class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C (or SIGTERM) during training; the message says how to go on."
@@ -99,17 +100,19 @@ def _check_paths(out, data):
         raise ValueError("--data must name a folder, got an empty string; leave it out to use $MNIST_COURSE_DATA or the user cache")
 
 def _how(dev:torch.device, **opts) -> dict:
-    "How to run: the options a checkpoint does not hold, the precision checked (with $MNIST_COURSE_PRECISION's default)."
+    "How to run: the options a checkpoint does not hold; the precision checked, $MNIST_COURSE_PRECISION its default."
     pick_precision(dev, opts['precision'])  # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
-    return dict(opts, precision=opts['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None)
+    given = opts['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None
+    return dict(opts, precision=given)
 
 def _command(out:Path, cfg:dict, resume:bool=False, **changes) -> str:
-    "The exact `mnist-course train` command that starts the run `cfg` afresh in `out` (or resumes it), with `changes`."
-    keys = [*_RUN_KEYS[:-1]] * (not resume) + [*_HOW_KEYS]  # a resume takes the run's options from its checkpoint
+    "The exact `mnist-course train` command that starts the run `cfg` in `out` afresh (or resumes it), with `changes`."
+    keys = [*_RUN_KEYS[:-1]] * (not resume) + [*_HOW_KEYS]  # a resume reads the run's options from its checkpoint
     opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, _HOW_KEYS.get(k))}
-    if opts.get('data'): opts['data'] = Path(opts['data']).expanduser().resolve()  # absolute: it works from any folder
+    if opts.get('data'): opts['data'] = Path(opts['data']).expanduser().resolve()  # absolute: works from any folder
     words = ['mnist-course train --out', shlex.quote(str(Path(out).resolve()))] + ['--resume'] * resume
-    return ' '.join(words + [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in {**opts, **changes}.items()])
+    words += [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in {**opts, **changes}.items()]
+    return ' '.join(words)
 
 # %% ../nbs/08_cli.ipynb #5ab820d0
 def _new_config(given:dict) -> dict:
@@ -160,11 +163,15 @@ class _RunLock:
             try: fcntl.lockf(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 if e.errno in (errno.EACCES, errno.EAGAIN):  # held by another process
-                    self.f.seek(0); holder = self.f.read().strip() or 'another process'; self.f.close(); self._refuse(holder)
+                    self.f.seek(0)
+                    holder = self.f.read().strip() or 'another process'
+                    self.f.close()
+                    self._refuse(holder)
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                    self.f.close(); raise RunFolderError(f"cannot lock {self.out/LOCK} ({e.strerror}): choose another --out") from None
-                print(f"note: {self.out} is on a file system without POSIX locks ({e.strerror}), so nothing stops a second "
-                      "run from writing there too: start one run per folder", file=sys.stderr)
+                    self.f.close()
+                    raise RunFolderError(f"cannot lock {self.out/LOCK} ({e.strerror}): choose another --out") from None
+                print(f"note: {self.out} is on a file system without POSIX locks ({e.strerror}), so nothing stops "
+                      "a second run from writing there too: start one run per folder", file=sys.stderr)
         holder = _RunLock.held[self.key] = f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
         self.f.seek(0); self.f.truncate(); self.f.write(holder); self.f.flush()
         return self
@@ -269,7 +276,7 @@ def _make_out(out:Path) -> bool:
     return created
 
 def _launch_group(out:Path, opts:dict, resume:bool, progress:bool) -> dict:
-    "Run `mnist-course train` with `opts` in `opts['nproc']` processes (chapter 8b); return the artefacts rank 0 wrote."
+    "Run `mnist-course train` with `opts` in `opts['nproc']` processes (chapter 8b); return what rank 0 wrote."
     args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items() if v is not None]
     launch(opts['nproc'], args + ['--resume'] * resume + ['--no-progress'] * (not progress))
     res = json.loads((out/'metrics.json').read_text())
@@ -279,17 +286,18 @@ def _train_in_group(out:Path, given:dict, how:dict, dev, resume:bool, progress:b
     "One process of a group: join it; rank 0 takes the folder and settles the run's options; all train; rank 0 publishes."
     g = join_group(dev, how['backend'])
     try:
-        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)  # each machine's first process: the data
+        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)  # each machine's first process
         with contextlib.ExitStack() as held:
             def settle():  # rank 0, for all: under torchrun nothing was checked before the processes started
                 _make_out(out); held.enter_context(_RunLock(out)); _tidy(out)
                 cfg = _run_config(out, resume, given)
-                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))  # the processes on this machine
-                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device, local=local)
+                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))  # processes on this machine
+                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device, local)
                 _check_space(out, _space_needed(MODELS[cfg['model']]()))
                 return cfg
-            cfg = agree(settle if g.rank == 0 else lambda: None)  # rank 0's options, or its error, on every rank
-            return _train_and_publish(out, dict(cfg, **how), g.device, resume, progress and g.rank == 0, group=g)
+            cfg = agree(settle if g.rank == 0 else lambda: None)  # rank 0's options, or its error, everywhere
+            speak = progress and g.rank == 0
+            return _train_and_publish(out, dict(cfg, **how), g.device, resume, speak, group=g)
     finally: dist.destroy_process_group()
 
 # %% ../nbs/08_cli.ipynb #cli0pub1
@@ -430,8 +438,10 @@ def _median_and_spread(values:list) -> tuple:
 def _check_json_out(json_out:str):
     "Refuse a `--json-out` whose folder does not exist or is not writable."
     folder = Path(json_out).expanduser().resolve().parent
-    if not folder.is_dir(): raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK): raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
+    if not folder.is_dir():
+        raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
 
 def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
     "Parameters, operations per image, GFLOP/s and fraction of each ceiling of model `m` at `images_per_s`."
