@@ -19,9 +19,11 @@ __all__ = ['FORMAT', 'rng_state', 'set_rng_state', 'CheckpointError', 'Checkpoin
 # %% ../nbs/07_checkpoints.ipynb #0ba3e7e1
 def rng_state(generator:torch.Generator|None=None, # an extra generator to include (the fast path's)
              ) -> dict:
-    "The state of Python's, PyTorch's and this process's CUDA GPU's random generators (and of `generator`)."
+    ("The state of Python's, PyTorch's and this process's "
+     "CUDA GPU's random generators (and of `generator`).")
     s = dict(python=random.getstate(), torch=torch.get_rng_state())
-    if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state()  # the current GPU's: not every GPU of the machine
+    # the current GPU's: not every GPU of the machine
+    if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state()
     if generator is not None: s['generator'] = generator.get_state()
     return s
 
@@ -30,10 +32,13 @@ def set_rng_state(s:dict, # from `rng_state`
                   generator:torch.Generator|None=None, # the extra generator to restore, if `s` holds one
                  ):
     "Put the random generators (and `generator`) back in state `s`."
-    random.setstate(s['python']); torch.set_rng_state(s['torch'])
+    random.setstate(s['python'])
+    torch.set_rng_state(s['torch'])
     cuda = s.get('cuda') if torch.cuda.is_available() else None
-    if isinstance(cuda, list): cuda = cuda[0] if cuda else None  # older checkpoints: every GPU's state; take GPU 0's
-    if cuda is not None: torch.cuda.set_rng_state(cuda)  # into the current GPU, on a machine with any number of them
+    # older checkpoints: every GPU's state; take GPU 0's
+    if isinstance(cuda, list): cuda = cuda[0] if cuda else None
+    # into the current GPU, on a machine with any number of them
+    if cuda is not None: torch.cuda.set_rng_state(cuda)
     if generator is not None and 'generator' in s: generator.set_state(s['generator'])
 
 # %% ../nbs/07_checkpoints.ipynb #a3926190
@@ -41,10 +46,12 @@ class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: missing, damaged, or made by another model."
 
 class CheckpointWriteError(CheckpointError):
-    "A checkpoint could not be written (disk full, read-only folder); `args[0]` says what failed, the rest what was kept."
+    ("A checkpoint could not be written (disk full, read-only "
+     "folder); `args[0]` says what failed, the rest what was kept.")
     def __str__(self): return '; '.join(map(str, self.args))
 
-FORMAT = 2  # bump when the layout of a checkpoint changes (2: a SHA-256 seal at the end of the file)
+# bump when the layout of a checkpoint changes (2: a SHA-256 seal at the end of the file)
+FORMAT = 2
 _SEAL = b'mnist-course-sha'  # 16 bytes, followed by the 32-byte SHA-256 of everything before them
 
 # %% ../nbs/07_checkpoints.ipynb #ck0seal1
@@ -53,19 +60,25 @@ def _seal(payload:bytes) -> bytes:
     return payload + _SEAL + hashlib.sha256(payload).digest()
 
 def _unseal(blob:bytes, path:Path) -> bytes:
-    "The payload of a sealed file, or a `CheckpointError` when the seal is missing or does not match."
+    ("The payload of a sealed file, or a `CheckpointError` "
+     "when the seal is missing or does not match.")
     payload, seal, digest = blob[:-48], blob[-48:-32], blob[-32:]
     if seal != _SEAL:
-        raise CheckpointError(f"the checkpoint {path} cannot be read: it has no checksum at its end, so it is truncated, damaged, "
-                              f"or not an mnist-course checkpoint (format {FORMAT}). Delete it to train from the start, or choose another output folder")
+        raise CheckpointError(f"the checkpoint {path} cannot be read: it has no "
+                              f"checksum at its end, so it is truncated, damaged, "
+                              f"or not an mnist-course checkpoint (format {FORMAT}). Delete "
+                              f"it to train from the start, or choose another output folder")
     if hashlib.sha256(payload).digest() != digest:
-        raise CheckpointError(f"the checkpoint {path} fails its checksum: its bytes changed after it was written (a disk or copy fault), "
-                              "so its weights cannot be trusted. Restore it from a copy, or delete it to train from the start")
+        raise CheckpointError(f"the checkpoint {path} fails its checksum: its bytes "
+                              f"changed after it was written (a disk or copy fault), "
+                              "so its weights cannot be trusted. Restore it from "
+                              "a copy, or delete it to train from the start")
     return payload
 
 def _write(path:Path, ckpt:dict) -> Path:
     "Serialise `ckpt` in memory, seal it, and write it atomically to `path`."
-    buf = io.BytesIO(); torch.save(ckpt, buf)
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
     return atomic_write(path, lambda f: f.write(_seal(buf.getvalue())))
 
 # %% ../nbs/07_checkpoints.ipynb #2fdc1870
@@ -78,12 +91,17 @@ def save_checkpoint(path:str|Path, # the checkpoint file
                     generator:torch.Generator|None=None, # the fast path's batch generator
                     config:dict|None=None, # how the run was started (model, recipe, epochs, ...)
                    ) -> Path:
-    "Write a checkpoint atomically, sealed with its SHA-256; refuse weights that are no longer finite."
-    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    ("Write a checkpoint atomically, sealed with its "
+     "SHA-256; refuse weights that are no longer finite.")
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point()
+           and not torch.isfinite(v).all()]
     if bad: raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]})", "not saved, "
-                                     "so the last checkpoint stays the last good one. Lower the learning rate (e.g. by 10x)")
-    ckpt = dict(format=FORMAT, model_class=type(model).__name__, epoch=epoch, config=dict(config or {}),
-                model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                     "so the last checkpoint stays the last good "
+                                     "one. Lower the learning rate (e.g. by 10x)")
+    ckpt = dict(format=FORMAT, model_class=type(model).__name__, epoch=epoch, config=dict(config
+            or {}),
+                model=model.state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
                 history=asdict(history), rng=rng_state(generator))
     return _write(Path(path), ckpt)
 
@@ -91,20 +109,28 @@ def save_checkpoint(path:str|Path, # the checkpoint file
 def load_checkpoint(path:str|Path, # the checkpoint file
                     model_class:str|None=None, # refuse a checkpoint of another model class
                    ) -> dict:
-    "Read and check a checkpoint (its seal first); raise `CheckpointError` saying what is wrong and what to do."
+    ("Read and check a checkpoint (its seal first); raise "
+     "`CheckpointError` saying what is wrong and what to do.")
     path = Path(path)
-    if path.is_dir(): raise CheckpointError(f"{path} is a folder, not a checkpoint file: move it out of the way, or choose another output folder")
-    if not path.is_file(): raise CheckpointError(f"there is no checkpoint at {path}: nothing to resume")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file: move it "
+                              f"out of the way, or choose another output folder")
+    if not path.is_file():
+        raise CheckpointError(f"there is no checkpoint at {path}: nothing to resume")
     try: payload = _unseal(path.read_bytes(), path)
-    except OSError as e: raise CheckpointError(f"the checkpoint {path} cannot be read: {e.strerror or e}") from None
+    except OSError as e:
+        raise CheckpointError(f"the checkpoint {path} cannot be read: {e.strerror or e}") from None
     try: ckpt = torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"the checkpoint {path} cannot be read ({type(e).__name__}): it is damaged or not a "
-                              "checkpoint. Delete it to train from the start, or choose another output folder") from None
+        raise CheckpointError(f"the checkpoint {path} cannot be read "
+                              f"({type(e).__name__}): it is damaged or not a "
+                              "checkpoint. Delete it to train from the "
+                              "start, or choose another output folder") from None
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT or 'model' not in ckpt:
         raise CheckpointError(f"{path} is not an mnist-course checkpoint (format {FORMAT})")
     if model_class and ckpt['model_class'] != model_class:
-        raise CheckpointError(f"{path} holds a {ckpt['model_class']}, not a {model_class}: resume it with the model "
+        raise CheckpointError(f"{path} holds a {ckpt['model_class']}, not a "
+                              f"{model_class}: resume it with the model "
                               f"it was made with (--model {ckpt['model_class']})")
     return ckpt
 
@@ -126,11 +152,17 @@ def save(self:Checkpointer, epoch:int, # epochs completed
          history:History, # metrics so far
          generator:torch.Generator|None=None, # the fast path's batch generator
         ):
-    "Save the run after `epoch` to the checkpointer's file; a failed write keeps the previous checkpoint and says so."
-    try: save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator, self.config)
+    ("Save the run after `epoch` to the checkpointer's file; a "
+     "failed write keeps the previous checkpoint and says so.")
+    try:
+        save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator,
+                        self.config)
     except OSError as e:
-        kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else "there is no earlier checkpoint"
-        raise CheckpointWriteError(f"could not write the checkpoint of epoch {epoch} to {self.path} ({e.strerror or e})", kept) from None
+        kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else ("there is no "
+                                                                                   "earlier "
+                                                                                   "checkpoint")
+        raise CheckpointWriteError(f"could not write the checkpoint of epoch "
+                                   f"{epoch} to {self.path} ({e.strerror or e})", kept) from None
     self.epoch = epoch
 
 # %% ../nbs/07_checkpoints.ipynb #ck0scalc
@@ -138,7 +170,8 @@ def scale_lr(optimizer:torch.optim.Optimizer, # its param groups hold the curren
              scheduler, # its `base_lrs` are scaled too
              factor:float, # e.g. 0.1 for a learning rate 10 times lower
             ):
-    "Multiply every learning rate of `optimizer` and `scheduler` by `factor`, keeping the schedule's shape and step."
+    ("Multiply every learning rate of `optimizer` and `scheduler` "
+     "by `factor`, keeping the schedule's shape and step.")
     for g in optimizer.param_groups:
         for k in ('lr', 'initial_lr', 'max_lr', 'min_lr'):
             if k in g: g[k] *= factor
@@ -153,14 +186,18 @@ def restore(self:Checkpointer, model, # the network to load the weights into
             history:History, # emptied and refilled with the saved metrics
             generator:torch.Generator|None=None, # the fast path's batch generator, rewound too
            ) -> int:
-    "Restore a saved run into the given objects when resuming; return the epochs already done (0 otherwise)."
+    ("Restore a saved run into the given objects when "
+     "resuming; return the epochs already done (0 otherwise).")
     if not self.resume: return 0
     ckpt = load_checkpoint(self.path, type(model).__name__)
     try: model.load_state_dict(ckpt['model'])
-    except RuntimeError as e: raise CheckpointError(f"{self.path} does not fit this model: {str(e).splitlines()[0]}") from None
-    optimizer.load_state_dict(ckpt['optimizer']); scheduler.load_state_dict(ckpt['scheduler'])
+    except RuntimeError as e:
+        raise CheckpointError(f"{self.path} does not fit this model: {str(e).splitlines()[0]}") from None
+    optimizer.load_state_dict(ckpt['optimizer'])
+    scheduler.load_state_dict(ckpt['scheduler'])
     old, new = ckpt['config'].get('lr'), (self.config or {}).get('lr')
-    if old and new and new != old: scale_lr(optimizer, scheduler, new / old)  # a resume with a lower --lr after a divergence
+    # a resume with a lower --lr after a divergence
+    if old and new and new != old: scale_lr(optimizer, scheduler, new / old)
     for f in fields(History): setattr(history, f.name, list(ckpt['history'].get(f.name, [])))
     set_rng_state(ckpt['rng'], generator)
     self.epoch = ckpt['epoch']

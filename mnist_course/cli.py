@@ -15,17 +15,22 @@ import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader, TensorDataset
 from fastcore.script import anno_parser
 from . import __version__
-from .data import (MNISTUnavailableError, atomic_write, fetch_mnist, get_datasets, get_loaders, subset,
+from .data import (MNISTUnavailableError, atomic_write, fetch_mnist, get_datasets,
+                               get_loaders, subset,
                                s5_train_transforms, s5_test_transforms)
 from .model import Net, Net2, SmallNet
 from .small import onecycle_per_epoch, train_mflop
-from .training import History, fit, get_device, seed_everything, s5_optimizer, s5_scheduler
+from .training import (History, fit, get_device, seed_everything, s5_optimizer,
+                                   s5_scheduler)
 from .utils import display_model_stats
 from .errors import get_incorrect_test_predictions, plot_test_incorrect_predictions
-from .fast import load_tensors, fast_fit, fast_step, images_per_s, matmul_gflops, normalize, pick_precision
-from .checkpoint import Checkpointer, CheckpointError, CheckpointWriteError, load_checkpoint, _write
+from .fast import (load_tensors, fast_fit, fast_step, images_per_s, matmul_gflops,
+                               normalize, pick_precision)
+from .checkpoint import (Checkpointer, CheckpointError, CheckpointWriteError,
+                                     load_checkpoint, _write)
 from .training import LossNotFiniteError
-from .distributed import (DDP, GroupCheckpointer, GroupFailed, agree, check_world, ddp_fast_fit, ddp_s5_loader,
+from .distributed import (DDP, GroupCheckpointer, GroupFailed, agree, check_world,
+                                      ddp_fast_fit, ddp_s5_loader,
                                       dist, join_group, launch, launched, pick_backend)
 
 # %% auto #0
@@ -34,17 +39,22 @@ __all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'C
 
 # %% ../nbs/08_cli.ipynb #773f909e
 RECIPES = {  # per recipe, each model's defaults (Net2 takes Net's)
-    'fast': {'Net': dict(epochs=6, lr=0.05, batch_size=128),       # chapter 6: in-memory data, batched augmentation, bf16, one-cycle
-             'SmallNet': dict(epochs=6, lr=0.2, batch_size=256)},  # chapter 6a: BatchNorm allows the higher peak
-    's5':   {'Net': dict(epochs=20, lr=0.01, batch_size=512),      # the seed: DataLoader, per-image transforms, SGD + StepLR
-             'SmallNet': dict(epochs=15, lr=0.1, batch_size=128)}, # chapter 6a: the seed's loop, one-cycle stepped per epoch
+    # chapter 6: in-memory data, batched augmentation, bf16, one-cycle
+    'fast': {'Net': dict(epochs=6, lr=0.05, batch_size=128),
+             # chapter 6a: BatchNorm allows the higher peak
+             'SmallNet': dict(epochs=6, lr=0.2, batch_size=256)},
+    # the seed: DataLoader, per-image transforms, SGD + StepLR
+    's5':   {'Net': dict(epochs=20, lr=0.01, batch_size=512),
+             # chapter 6a: the seed's loop, one-cycle stepped per epoch
+             'SmallNet': dict(epochs=15, lr=0.1, batch_size=128)},
 }
 MODELS = {'Net': Net, 'Net2': Net2, 'SmallNet': SmallNet}
 
 def recipe_for(recipe:str, # 'fast' or 's5'
                model:str, # a name in `MODELS`
               ) -> dict:
-    "The default epochs, learning rate and batch size of `recipe` for `model` (empty if either is unknown)."
+    ("The default epochs, learning rate and batch size of "
+     "`recipe` for `model` (empty if either is unknown).")
     r = RECIPES.get(recipe, {})
     return dict(r.get(model, r.get('Net', {}))) if model in MODELS else {}
 
@@ -53,112 +63,156 @@ def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:
     "The device called `name`, checked to exist here; 'auto' picks the best one."
     if name in (None, '', 'auto'): return get_device()
     try: dev = torch.device(name)
-    except RuntimeError: raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here "
-                         "(torch.cuda.is_available() is False): use --device cpu, or install a CUDA build of PyTorch on a GPU machine")
+                         "(torch.cuda.is_available() is False): use --device cpu, "
+                         "or install a CUDA build of PyTorch on a GPU machine")
     if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for, but Apple's MPS is not available here: use --device cpu")
-    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(f"--device {name}: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None)
+                                  and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was asked for, but Apple's MPS "
+                         "is not available here: use --device cpu")
+    if dev.type not in ('cpu', 'cuda', 'mps'):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
     return dev
 
 # %% ../nbs/08_cli.ipynb #dc0499d2
-ARTEFACTS = ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metrics.json')  # published in this order
+# published in this order
+ARTEFACTS = ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metrics.json')
 CHECKPOINT, LOCK, STAGING = 'checkpoint.pt', '.lock', '.artefacts.part'
-# the run's options, which its checkpoint holds; and how to run it, which it does not (with the defaults)
-_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'lr_changes')
+# the run's options, which its checkpoint holds; and
+# how to run it, which it does not (with the defaults)
+_RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test',
+             'lr_changes')
 _HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}
 
 class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C (or SIGTERM) during training; the message says how to go on."
 
 class RunFolderError(RuntimeError):
-    "The output folder cannot be used: in use by another run, not writable, too small, or a write failed."
+    ("The output folder cannot be used: in use by another "
+     "run, not writable, too small, or a write failed.")
 
 # %% ../nbs/08_cli.ipynb #c1b80e66
 def _check_args(model, recipe, epochs, lr, batch_size, n_train, n_test):
     "Refuse a bad option before any work, naming the option and what it takes."
-    for name, n, top, split in (('--n-train', n_train, 60000, 'training'), ('--n-test', n_test, 10000, 'test')):
+    for name, n, top, split in (('--n-train', n_train, 60000, 'training'), ('--n-test', n_test,
+            10000, 'test')):
         if n is not None and not (isinstance(n, int) and 1 <= n <= top):
-            raise ValueError(f"{name} must be a whole number between 1 and {top:,} (MNIST's {split} images), got {n!r}; leave it out to use them all")
+            raise ValueError(f"{name} must be a whole number between 1 and {top:,} (MNIST's "
+                             f"{split} images), got {n!r}; leave it out to use them all")
     n_train = n_train or 60000
-    if model not in MODELS: raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
-    if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
-    if not (isinstance(epochs, int) and epochs >= 1): raise ValueError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0): raise ValueError(f"--lr must be a positive number, got {lr!r}")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--lr must be a positive number, got {lr!r}")
     if not (isinstance(batch_size, int) and 1 <= batch_size <= n_train):
-        raise ValueError(f"--batch-size must be a whole number between 1 and the {n_train:,} training images, got {batch_size!r}")
+        raise ValueError(f"--batch-size must be a whole number between 1 and "
+                         f"the {n_train:,} training images, got {batch_size!r}")
 
 # %% ../nbs/08_cli.ipynb #cli0path
 def _check_paths(out, data):
     "Refuse an empty `--out` or `--data` (which would mean the current folder) before any work."
     if out is None or not str(out).strip():
-        raise ValueError("--out must name a folder for the run, got an empty string; leave it out to use runs/latest")
+        raise ValueError("--out must name a folder for the run, got an "
+                         "empty string; leave it out to use runs/latest")
     if data is not None and not str(data).strip():
-        raise ValueError("--data must name a folder, got an empty string; leave it out to use $MNIST_COURSE_DATA or the user cache")
+        raise ValueError("--data must name a folder, got an empty string; leave "
+                         "it out to use $MNIST_COURSE_DATA or the user cache")
 
 def _how(dev:torch.device, **opts) -> dict:
-    "How to run: the options a checkpoint does not hold; the precision checked, $MNIST_COURSE_PRECISION its default."
-    pick_precision(dev, opts['precision'])  # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
+    ("How to run: the options a checkpoint does not hold; the "
+     "precision checked, $MNIST_COURSE_PRECISION its default.")
+    # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
+    pick_precision(dev, opts['precision'])
     given = opts['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None
     return dict(opts, precision=given)
 
 def _command(out:Path, cfg:dict, resume:bool=False, **changes) -> str:
-    "The exact `mnist-course train` command that starts the run `cfg` in `out` afresh (or resumes it), with `changes`."
-    keys = [*_RUN_KEYS[:-1]] * (not resume) + [*_HOW_KEYS]  # a resume reads the run's options from its checkpoint
+    ("The exact `mnist-course train` command that starts the run "
+     "`cfg` in `out` afresh (or resumes it), with `changes`.")
+    # a resume reads the run's options from its checkpoint
+    keys = [*_RUN_KEYS[:-1]] * (not resume) + [*_HOW_KEYS]
     opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, _HOW_KEYS.get(k))}
-    if opts.get('data'): opts['data'] = Path(opts['data']).expanduser().resolve()  # absolute: works from any folder
-    words = ['mnist-course train --out', shlex.quote(str(Path(out).resolve()))] + ['--resume'] * resume
-    words += [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in {**opts, **changes}.items()]
+    # absolute: works from any folder
+    if opts.get('data'): opts['data'] = Path(opts['data']).expanduser().resolve()
+    words = ['mnist-course train --out',
+             shlex.quote(str(Path(out).resolve()))] + ['--resume'] * resume
+    words += [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in {**opts,
+            **changes}.items()]
     return ' '.join(words)
 
 # %% ../nbs/08_cli.ipynb #5ab820d0
 def _new_config(given:dict) -> dict:
-    "The options of a new run: the given ones, else the recipe's; checked before anything is written."
-    cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast', seed=1 if given['seed'] is None else given['seed'],
+    ("The options of a new run: the given ones, else the "
+     "recipe's; checked before anything is written.")
+    cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast', seed=1
+               if given['seed'] is None else given['seed'],
                lr_changes=[])
     r = recipe_for(cfg['recipe'], cfg['model'])
     for k in ('epochs', 'lr', 'batch_size'):
         if cfg[k] is None: cfg[k] = r.get(k)
-    _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'], cfg['n_train'], cfg['n_test'])
+    _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'],
+                cfg['n_train'], cfg['n_test'])
     return cfg
 
 def _run_config(out:Path, resume:bool, given:dict) -> dict:
-    "The run's options: from the checkpoint when resuming (given ones must agree; `--lr` may drop after a divergence)."
+    ("The run's options: from the checkpoint when resuming (given "
+     "ones must agree; `--lr` may drop after a divergence).")
     ckpt_path = out/CHECKPOINT
     if (out/'metrics.json').exists():
-        raise FileExistsError(f"{out} already holds a training run (metrics.json and the other artefacts): choose another --out, "
+        raise FileExistsError(f"{out} already holds a training run (metrics.json "
+                              f"and the other artefacts): choose another --out, "
                               "or delete that folder first")
     if ckpt_path.exists() and not ckpt_path.is_file():
-        raise RunFolderError(f"{ckpt_path} is a folder, not a checkpoint: move it out of {out}, or choose another --out")
+        raise RunFolderError(f"{ckpt_path} is a folder, not a checkpoint: "
+                             f"move it out of {out}, or choose another --out")
     if not resume:
-        if ckpt_path.exists(): raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add --resume to continue it, or choose another --out")
+        if ckpt_path.exists():
+            raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add "
+                                  f"--resume to continue it, or choose another --out")
         return _new_config(given)
-    ck = load_checkpoint(ckpt_path); saved = ck['config']
+    ck = load_checkpoint(ckpt_path)
+    saved = ck['config']
     clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and v != saved.get(k)}
     if clash and not (set(clash) == {'lr'} and saved.get('diverged')):
         why = " (--lr may change only to resume a run stopped by a NaN loss)" if 'lr' in clash else ''
-        raise ValueError(f"the run in {out} was started with " + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
+        raise ValueError(f"the run in {out} was started with "
+                         + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
                          + f": leave those options out to resume it as it was started{why}")
     if not clash: return saved
-    _check_args(saved['model'], saved['recipe'], saved['epochs'], given['lr'], saved['batch_size'], saved['n_train'], saved['n_test'])
-    change = dict(after_epoch=ck['epoch'], lr_from=saved['lr'], lr_to=given['lr'], reason=saved['diverged'])
-    return dict(saved, lr=given['lr'], diverged=None, lr_changes=saved.get('lr_changes', []) + [change])
+    _check_args(saved['model'], saved['recipe'], saved['epochs'], given['lr'], saved['batch_size'],
+                saved['n_train'], saved['n_test'])
+    change = dict(after_epoch=ck['epoch'], lr_from=saved['lr'], lr_to=given['lr'],
+                  reason=saved['diverged'])
+    return dict(saved, lr=given['lr'], diverged=None, lr_changes=saved.get('lr_changes', [])
+                + [change])
 
 # %% ../nbs/08_cli.ipynb #cli0lckc
 class _RunLock:
-    "An exclusive POSIX lock (`lockf`) on `<out>/.lock` for the life of a run; the kernel releases it when the process ends."
+    ("An exclusive POSIX lock (`lockf`) on `<out>/.lock` for the "
+     "life of a run; the kernel releases it when the process ends.")
     held = {}  # folder -> holder, in this process: POSIX locks do not exclude their own process
     def __init__(self, out:Path): self.out, self.f = out, None
     def _refuse(self, holder:str):
-        raise RunFolderError(f"{self.out} is in use by another mnist-course run ({holder}): wait for it to end, or choose another --out")
+        raise RunFolderError(f"{self.out} is in use by another mnist-course run "
+                             f"({holder}): wait for it to end, or choose another --out")
     def __enter__(self):
         self.key = self.out.resolve()
-        if self.key in _RunLock.held: self._refuse(_RunLock.held[self.key])  # before opening: a close would drop the lock
+        # before opening: a close would drop the lock
+        if self.key in _RunLock.held: self._refuse(_RunLock.held[self.key])
         try: self.f = open(self.out/LOCK, 'a+')
-        except OSError as e: raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): choose an --out on a writable disk") from None
+        except OSError as e:
+            raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): "
+                                 f"choose an --out on a writable disk") from None
         if fcntl is not None:
             try: fcntl.lockf(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -169,23 +223,34 @@ class _RunLock:
                     self._refuse(holder)
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                     self.f.close()
-                    raise RunFolderError(f"cannot lock {self.out/LOCK} ({e.strerror}): choose another --out") from None
-                print(f"note: {self.out} is on a file system without POSIX locks ({e.strerror}), so nothing stops "
-                      "a second run from writing there too: start one run per folder", file=sys.stderr)
-        holder = _RunLock.held[self.key] = f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        self.f.seek(0); self.f.truncate(); self.f.write(holder); self.f.flush()
+                    raise RunFolderError(f"cannot lock {self.out/LOCK} "
+                                         f"({e.strerror}): choose another --out") from None
+                print(f"note: {self.out} is on a file system without "
+                      f"POSIX locks ({e.strerror}), so nothing stops "
+                      "a second run from writing there too: start one run per folder",
+                      file=sys.stderr)
+        holder = _RunLock.held[self.key] = (f"pid {os.getpid()}, started "
+                                            f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(holder)
+        self.f.flush()
         return self
-    def __exit__(self, *exc): _RunLock.held.pop(self.key, None); self.f.close()
+    def __exit__(self, *exc):
+        _RunLock.held.pop(self.key, None)
+        self.f.close()
 
 def _tidy(out:Path):
-    "Remove what a killed run left half-written in `out` (temporary `.part` files, a staging folder); call under the lock."
+    ("Remove what a killed run left half-written in `out` (temporary "
+     "`.part` files, a staging folder); call under the lock.")
     for p in out.glob('.*.part'):
         if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
         else: p.unlink(missing_ok=True)
 
 # %% ../nbs/08_cli.ipynb #cli0spcc
 def _space_needed(net:torch.nn.Module) -> int:
-    "Bytes a run of `net` writes at its peak: two checkpoints (weights and momentum each), `model.pt`, figures."
+    ("Bytes a run of `net` writes at its peak: two checkpoints "
+     "(weights and momentum each), `model.pt`, figures.")
     weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     return 5 * weights + 2_000_000
 
@@ -193,7 +258,8 @@ def _check_space(out:Path, need:int):
     "Refuse an output folder with less than `need` bytes free."
     free = shutil.disk_usage(out).free
     if free < need: raise RunFolderError(f"{out} has {free / 1e6:.1f} MB free, and this run needs about {need / 1e6:.0f} MB "
-                                         "(checkpoints, weights, figures): free some space, or choose another --out")
+                                         "(checkpoints, weights, figures): free "
+                                         "some space, or choose another --out")
 
 # %% ../nbs/08_cli.ipynb #e8758c8d
 def _loaders_for_plots(x, y, batch_size=1000):
@@ -201,27 +267,38 @@ def _loaders_for_plots(x, y, batch_size=1000):
     return DataLoader(TensorDataset(normalize(x), y), batch_size=batch_size)
 
 def _train_fast(net, cfg, dev, progress, ckpt, group=None):
-    "Chapter 6's recipe (on a process group, chapter 8b's); returns the history, a test loader for the plots, and the precision."
+    ("Chapter 6's recipe (on a process group, chapter 8b's); returns "
+     "the history, a test loader for the plots, and the precision.")
     tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'])
-    kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'], progress=progress,
+    kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
+              progress=progress,
               checkpointer=ckpt, precision=cfg['precision'])
     h = fast_fit(net, tensors, **kw) if group is None else ddp_fast_fit(net, tensors, group, **kw)
-    return h, _loaders_for_plots(tensors.x_test, tensors.y_test), _name(pick_precision(dev, cfg['precision']))
+    return h, _loaders_for_plots(tensors.x_test, tensors.y_test), _name(pick_precision(dev,
+            cfg['precision']))
 
 def _name(dtype:torch.dtype) -> str: return str(dtype).replace('torch.', '')  # 'float32', as metrics.json records it
 
 def _train_s5(net, cfg, dev, progress, ckpt, group=None):
-    "The seed's recipe (chapter 2's `fit`, in float32 as the seed; on a process group, chapter 8b's sampler): history, test loader, precision."
+    ("The seed's recipe (chapter 2's `fit`, in float32 as the seed; on a "
+     "process group, chapter 8b's sampler): history, test loader, precision.")
     train_ds, test_ds = get_datasets(cfg['data'], s5_train_transforms(), s5_test_transforms())
     if cfg['n_train']: train_ds = subset(train_ds, cfg['n_train'])
     if cfg['n_test']: test_ds = subset(test_ds, cfg['n_test'])
     train_loader, test_loader = get_loaders(train_ds, test_ds, batch_size=cfg['batch_size'])
-    if group: train_loader = ddp_s5_loader(train_ds, cfg['batch_size'], group, cfg['seed'], epochs_done=lambda: ckpt.epoch)
+    if group:
+        train_loader = ddp_s5_loader(train_ds, cfg['batch_size'], group, cfg['seed'],
+                                     epochs_done=lambda: ckpt.epoch)
     net = net.to(dev)
-    if cfg['model'] == 'SmallNet': opt, sched = onecycle_per_epoch(net, lr=cfg['lr'], epochs=cfg['epochs'])  # chapter 6a's choice
-    else: opt = s5_optimizer(net, lr=cfg['lr']); sched = s5_scheduler(opt)
-    model = net if group is None else DDP(net, device_ids=[dev.index] if dev.type == 'cuda' else None)
-    h = fit(model, dev, train_loader, test_loader, epochs=cfg['epochs'], optimizer=opt, scheduler=sched,
+    if cfg['model'] == 'SmallNet': opt, sched = onecycle_per_epoch(net, lr=cfg['lr'],
+            epochs=cfg['epochs'])  # chapter 6a's choice
+    else:
+        opt = s5_optimizer(net, lr=cfg['lr'])
+        sched = s5_scheduler(opt)
+    model = net if group is None else DDP(net, device_ids=[dev.index] if dev.type == 'cuda'
+                                          else None)
+    h = fit(model, dev, train_loader, test_loader, epochs=cfg['epochs'], optimizer=opt,
+            scheduler=sched,
             checkpointer=ckpt, progress=progress)
     return h, test_loader, 'float32'
 
@@ -243,100 +320,137 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  precision:str=None, # fast recipe: auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION, else auto: bf16 where native)
                  progress:bool=True, # print progress bars and per-epoch lines
                 ) -> dict:
-    "Train a model, checkpointing every epoch into `out`; write the artefacts there and return their paths and final metrics."
+    ("Train a model, checkpointing every epoch into `out`; write the "
+     "artefacts there and return their paths and final metrics.")
     _check_paths(out, data)
-    out, given = Path(out), dict(model=model, recipe=recipe, epochs=epochs, lr=lr, batch_size=batch_size,
+    out, given = Path(out), dict(model=model, recipe=recipe, epochs=epochs, lr=lr,
+                                 batch_size=batch_size,
                                  seed=seed, n_train=n_train, n_test=n_test)
     new = None if resume else _new_config(given)  # every option checked before anything is written
     dev = resolve_device(device)
     how = _how(dev, data=data, device=device, nproc=nproc, backend=backend, precision=precision)
-    if launched(): return _train_in_group(out, given, how, dev, resume, progress)  # one of torchrun's processes
-    if nproc != 1: pick_backend(dev, backend)  # one process needs no process group (and Apple's MPS has none)
+    # one of torchrun's processes
+    if launched(): return _train_in_group(out, given, how, dev, resume, progress)
+    # one process needs no process group (and Apple's MPS has none)
+    if nproc != 1: pick_backend(dev, backend)
     if new: check_world(nproc, new['batch_size'], new['n_train'] or 60000, dev)
-    fetch_mnist(data)  # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
+    # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
+    fetch_mnist(data)
     created = _make_out(out)
     try:
         with _RunLock(out):
             _tidy(out)
             cfg = dict(_run_config(out, resume, given), **how)
-            if resume: check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)  # a new run's was checked above
+            # a new run's was checked above
+            if resume: check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)
             _check_space(out, _space_needed(MODELS[cfg['model']]()))
             if nproc == 1: return _train_and_publish(out, cfg, dev, resume, progress)
         return _launch_group(out, dict(given, **how), resume, progress)  # rank 0 takes the lock
     finally:
-        if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out, ignore_errors=True)  # nothing kept
+        if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out,
+                ignore_errors=True)  # nothing kept
 
 # %% ../nbs/08_cli.ipynb #cli0grpc
 def _make_out(out:Path) -> bool:
-    "Create the run folder `out` if needed (saying clearly why it cannot be); return whether it was created."
+    ("Create the run folder `out` if needed (saying clearly "
+     "why it cannot be); return whether it was created.")
     created = not out.exists()
-    if not created and not out.is_dir(): raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
+    if not created and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
     try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise RunFolderError(f"cannot create the output folder {out} ({e.strerror}): choose another --out") from None
+    except OSError as e:
+        raise RunFolderError(f"cannot create the output folder {out} "
+                             f"({e.strerror}): choose another --out") from None
     return created
 
 def _launch_group(out:Path, opts:dict, resume:bool, progress:bool) -> dict:
-    "Run `mnist-course train` with `opts` in `opts['nproc']` processes (chapter 8b); return what rank 0 wrote."
-    args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items() if v is not None]
+    ("Run `mnist-course train` with `opts` in `opts['nproc']` "
+     "processes (chapter 8b); return what rank 0 wrote.")
+    args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items()
+                                      if v is not None]
     launch(opts['nproc'], args + ['--resume'] * resume + ['--no-progress'] * (not progress))
     res = json.loads((out/'metrics.json').read_text())
     return dict(paths={n: out/n for n in ARTEFACTS}, final=res['final'], config=res['config'])
 
 def _train_in_group(out:Path, given:dict, how:dict, dev, resume:bool, progress:bool) -> dict|None:
-    "One process of a group: join it; rank 0 takes the folder and settles the run's options; all train; rank 0 publishes."
+    ("One process of a group: join it; rank 0 takes the folder and "
+     "settles the run's options; all train; rank 0 publishes.")
     g = join_group(dev, how['backend'])
     try:
-        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)  # each machine's first process
+        # each machine's first process
+        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)
         with contextlib.ExitStack() as held:
             def settle():  # rank 0, for all: under torchrun nothing was checked before the processes started
-                _make_out(out); held.enter_context(_RunLock(out)); _tidy(out)
+                _make_out(out)
+                held.enter_context(_RunLock(out))
+                _tidy(out)
                 cfg = _run_config(out, resume, given)
-                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))  # processes on this machine
-                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device, local)
+                # processes on this machine
+                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))
+                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device,
+                            local)
                 _check_space(out, _space_needed(MODELS[cfg['model']]()))
                 return cfg
-            cfg = agree(settle if g.rank == 0 else lambda: None)  # rank 0's options, or its error, everywhere
+            # rank 0's options, or its error, everywhere
+            cfg = agree(settle if g.rank == 0 else lambda: None)
             speak = progress and g.rank == 0
             return _train_and_publish(out, dict(cfg, **how), g.device, resume, speak, group=g)
     finally: dist.destroy_process_group()
 
 # %% ../nbs/08_cli.ipynb #cli0pub1
 def _train_and_publish(out, cfg, dev, resume, progress, group=None) -> dict|None:
-    "Train (or finish) the run `cfg` in `out` and publish its artefacts; every way it can stop says how to go on."
+    ("Train (or finish) the run `cfg` in `out` and publish its "
+     "artefacts; every way it can stop says how to go on.")
     seed_everything(cfg['seed'])
     net = MODELS[cfg['model']]()
     saved = {k: cfg.get(k) for k in _RUN_KEYS}
-    ckpt = Checkpointer(out/CHECKPOINT, saved, resume) if group is None else GroupCheckpointer(out/CHECKPOINT, saved, resume, group.rank)
+    ckpt = Checkpointer(out/CHECKPOINT, saved,
+                        resume) if group is None else GroupCheckpointer(out/CHECKPOINT, saved,
+                                resume, group.rank)
     t0 = time.perf_counter()
     try:
-        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net, cfg, dev, progress, ckpt, group)
-        config = dict(cfg, device=str(dev), precision=precision, world_size=group.world_size if group else 1,
-                      backend=group.backend if group else None, wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__)
+        h, test_loader, precision = (_train_fast if cfg['recipe'] == 'fast' else _train_s5)(net,
+                cfg, dev, progress, ckpt, group)
+        config = dict(cfg, device=str(dev), precision=precision, world_size=group.world_size
+                      if group else 1,
+                      backend=group.backend if group else None,
+                      wall_seconds=round(time.perf_counter() - t0, 2), torch=torch.__version__)
         if group and group.rank: return None  # rank 0 alone writes
         try: return write_artefacts(out, net, h, dev, test_loader, config)
-        except OSError as e: raise CheckpointWriteError(f"could not write the artefacts to {out} ({e.strerror or e})") from None
-    except KeyboardInterrupt: raise TrainingInterrupted(_how_to_go_on('training interrupted', out, cfg, ckpt)) from None
+        except OSError as e:
+            raise CheckpointWriteError(f"could not write the artefacts to {out} ({e.strerror or e})") from None
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_how_to_go_on('training interrupted', out, cfg, ckpt)) from None
     except LossNotFiniteError as e:
         what = e.args[0]  # "the training loss became nan in epoch 2 at batch 30"
-        if ckpt.epoch and not (group and group.rank):  # mark the run, so that --resume may take a lower --lr
-            try: _write(out/CHECKPOINT, dict(load_checkpoint(out/CHECKPOINT), config=dict(ckpt.config, diverged=what)))
+        # mark the run, so that --resume may take a lower --lr
+        if ckpt.epoch and not (group and group.rank):
+            try:
+                _write(out/CHECKPOINT, dict(load_checkpoint(out/CHECKPOINT),
+                                            config=dict(ckpt.config, diverged=what)))
             except OSError: pass
         raise LossNotFiniteError(_how_to_go_on(what, out, cfg, ckpt, diverged=True)) from None
     except CheckpointWriteError as e:
-        raise RunFolderError(_how_to_go_on(e.args[0], out, cfg, ckpt, fix='free some space (or fix the folder), then')) from None
+        raise RunFolderError(_how_to_go_on(e.args[0], out, cfg, ckpt, fix='free some space (or '
+                                           'fix the folder), then')) from None
 
 # %% ../nbs/08_cli.ipynb #cli0pub2
-def _how_to_go_on(what:str, out:Path, cfg:dict, ckpt:Checkpointer, fix:str='', diverged:bool=False) -> str:
-    "`what` happened, what was kept, and the exact command that goes on from it (a 10x lower --lr after a divergence)."
+def _how_to_go_on(what:str, out:Path, cfg:dict, ckpt:Checkpointer, fix:str='',
+                  diverged:bool=False) -> str:
+    ("`what` happened, what was kept, and the exact command that "
+     "goes on from it (a 10x lower --lr after a divergence).")
     lower = f"{cfg['lr'] / 10:g}"
     lowered = ' with a 10x lower learning rate' if diverged else ''
     if not ckpt.epoch:
         kept, step = "no epoch had finished, so nothing was saved", f"start again{lowered or ' with'}: " + _command(out, cfg, **({'lr': lower} if diverged else {}))
     elif ckpt.epoch >= cfg['epochs']:
-        kept, step = f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}", f"write the artefacts with: {_command(out, cfg, resume=True)}"
+        kept, step = f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}", (f"write the artefacts "
+                                                                          f"with: "
+                                                                          f"{_command(out, cfg, resume=True)}")
     else:
         kept = f"the checkpoint of epoch {ckpt.epoch} is kept in {out/CHECKPOINT}"
-        step = f"continue{lowered or ' with'}: " + _command(out, cfg, resume=True, **({'lr': lower} if diverged else {}))
+        step = f"continue{lowered or ' with'}: " + _command(out, cfg, resume=True, **({'lr': lower}
+                if diverged else {}))
     step = f"{fix} {step}" if fix else step
     return f"{what}: {kept}. {step[0].upper()}{step[1:]}"
 
@@ -348,24 +462,39 @@ def write_artefacts(out:Path, # existing folder
                     test_loader, # unshuffled test batches, for the misclassified grid
                     config:dict, # how the run was made, stored in metrics.json
                    ) -> dict:
-    "Write metrics (CSV, JSON), figures (PNG) and weights into a staging folder, then publish them into `out`, metrics.json last."
+    ("Write metrics (CSV, JSON), figures (PNG) and weights into a "
+     "staging folder, then publish them into `out`, metrics.json last.")
     stage = out/STAGING
-    shutil.rmtree(stage, ignore_errors=True); stage.mkdir()
-    rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, test_loss=c, test_acc=d, seconds=e) for i, (a, b, c, d, e) in
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, test_loss=c, test_acc=d, seconds=e) for i,
+            (a, b, c, d, e) in
             enumerate(zip(h.train_losses, h.train_acc, h.test_losses, h.test_acc, h.seconds))]
     final = dict(test_acc=h.test_acc[-1], test_loss=h.test_losses[-1], seconds=h.seconds[-1])
-    s = io.StringIO(); w = csv.DictWriter(s, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+    s = io.StringIO()
+    w = csv.DictWriter(s, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
     blobs = {'metrics.csv': s.getvalue().encode(),
-             'metrics.json': json.dumps(dict(config=config, final=final, epochs=rows), indent=2).encode()}
+             'metrics.json': json.dumps(dict(config=config, final=final, epochs=rows),
+                                        indent=2).encode()}
     with matplotlib.rc_context({'backend': 'Agg'}):
-        figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc, h.test_losses, h.test_acc),
+        figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc, h.test_losses,
+                                                 h.test_acc),
                 'misclassified.png': plot_test_incorrect_predictions(get_incorrect_test_predictions(net, device, test_loader))}
         for name, fig in figs.items():
-            b = io.BytesIO(); fig.savefig(b, format='png', dpi=80, bbox_inches='tight'); plt.close(fig); blobs[name] = b.getvalue()
-    b = io.BytesIO(); torch.save({'model': type(net).__name__, 'state_dict': {k: v.cpu() for k, v in net.state_dict().items()}}, b)
+            b = io.BytesIO()
+            fig.savefig(b, format='png', dpi=80, bbox_inches='tight')
+            plt.close(fig)
+            blobs[name] = b.getvalue()
+    b = io.BytesIO()
+    torch.save({'model': type(net).__name__, 'state_dict': {k: v.cpu() for k,
+                                                            v in net.state_dict().items()}}, b)
     blobs['model.pt'] = b.getvalue()
-    for name in ARTEFACTS: atomic_write(stage/name, lambda f: f.write(blobs[name]))  # in memory first: a full disk is an OSError
-    for name in ARTEFACTS: os.replace(stage/name, out/name)  # publish; metrics.json, the "finished" marker, last
+    # in memory first: a full disk is an OSError
+    for name in ARTEFACTS: atomic_write(stage/name, lambda f: f.write(blobs[name]))
+    # publish; metrics.json, the "finished" marker, last
+    for name in ARTEFACTS: os.replace(stage/name, out/name)
     stage.rmdir()
     return dict(paths={n: out/n for n in ARTEFACTS}, final=final, config=config)
 
@@ -378,12 +507,16 @@ def _seed_step(loader_iter, net, opt, dev):
     "One training step of the seed path, fetching the batch included."
     def step():
         x, y = next(loader_iter)
-        opt.zero_grad(); F.cross_entropy(net(x.to(dev)), y.to(dev)).backward(); opt.step()
+        opt.zero_grad()
+        F.cross_entropy(net(x.to(dev)), y.to(dev)).backward()
+        opt.step()
     return step
 
 def _fast_step(tensors, net, dtype, batch_size, dev):
-    "One training step of the fast path (chapter 6's `fast_step`) for `net`, indexing the batch included."
-    opt, gen = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True), torch.Generator(device=dev).manual_seed(0)
+    ("One training step of the fast path (chapter 6's "
+     "`fast_step`) for `net`, indexing the batch included.")
+    opt, gen = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9,
+                               nesterov=True), torch.Generator(device=dev).manual_seed(0)
     def step():
         idx = torch.randint(0, len(tensors.x_train), (batch_size,), device=dev, generator=gen)
         fast_step(net, opt, tensors.x_train[idx], tensors.y_train[idx], dtype, gen)
@@ -391,20 +524,25 @@ def _fast_step(tensors, net, dtype, batch_size, dev):
 
 # %% ../nbs/08_cli.ipynb #06346458
 def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
-    "Median images/s of the seed path (`Net`) and of the fast engine for each model, in alternating rounds in this process."
+    ("Median images/s of the seed path (`Net`) and of the fast "
+     "engine for each model, in alternating rounds in this process.")
     s5 = recipe_for('s5', 'Net')
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
     tensors = load_tensors(data, dev)
     seed_net = Net().to(dev)
-    paths = {'seed': (_seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev), s5['batch_size'])}
+    paths = {'seed': (_seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev),
+                      s5['batch_size'])}
     for m in models:
         bs = recipe_for('fast', m)['batch_size']
-        paths[m] = (_fast_step(tensors, MODELS[m]().to(dev, memory_format=torch.channels_last), dtype, bs, dev), bs)
+        paths[m] = (_fast_step(tensors, MODELS[m]().to(dev, memory_format=torch.channels_last),
+                               dtype, bs, dev), bs)
     rates = {k: [] for k in paths}
     for r in range(rounds):
-        for k, (step, bs) in paths.items(): rates[k].append(images_per_s(step, bs, steps, warmup=3 if r == 0 else 0))
-        say(f"round {r + 1}/{rounds}: seed recipe (Net) {rates['seed'][-1]:,.0f} images/s, fast engine "
+        for k, (step, bs) in paths.items():
+            rates[k].append(images_per_s(step, bs, steps, warmup=3 if r == 0 else 0))
+        say(f"round {r + 1}/{rounds}: seed recipe (Net) "
+            f"{rates['seed'][-1]:,.0f} images/s, fast engine "
             + ', '.join(f"{m} {rates[m][-1]:,.0f}" for m in models))
     return {k: statistics.median(v) for k, v in rates.items()}
 
@@ -412,43 +550,57 @@ def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
 _EPOCH_LINE = re.compile(r'epoch (\d+): .*test accuracy ([\d.]+)%')
 
 def _end_to_end(model, seed, data, dev, precision, folder) -> dict:
-    "Run `mnist-course train --model M --seed S` in a new process; seconds from its start to each epoch's line, and in all."
-    cmd = [sys.executable, '-c', 'import sys; from mnist_course.launch import main; sys.exit(main())', 'train', '--model', model,
-           '--seed', str(seed), '--out', str(folder), '--device', str(dev), '--precision', precision] + (['--data', str(data)] if data else [])
+    ("Run `mnist-course train --model M --seed S` in a new process; "
+     "seconds from its start to each epoch's line, and in all.")
+    cmd = [sys.executable, '-c', 'import sys; from mnist_course.launch '
+           'import main; sys.exit(main())', 'train', '--model', model,
+           '--seed', str(seed), '--out', str(folder), '--device', str(dev), '--precision',
+           precision] + (['--data', str(data)] if data else [])
     accs, secs = [], []
     with tempfile.TemporaryFile('w+') as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                             env=dict(os.environ, PYTHONUNBUFFERED='1'))
         for line in p.stdout:  # each epoch's line, timed as it arrives
-            if m := _EPOCH_LINE.match(line): secs.append(round(time.perf_counter() - t0, 1)); accs.append(float(m.group(2)))
+            if m := _EPOCH_LINE.match(line):
+                secs.append(round(time.perf_counter() - t0, 1))
+                accs.append(float(m.group(2)))
         code, total = p.wait(), time.perf_counter() - t0
         if code:
-            err.seek(0); last = (err.read().strip().splitlines() or ['no message'])[-1]
-            raise ChildProcessError(f"the benchmark's run of mnist-course train --model {model} --seed {seed} failed (exit status {code}): {last}")
+            err.seek(0)
+            last = (err.read().strip().splitlines() or ['no message'])[-1]
+            raise ChildProcessError(f"the benchmark's run of mnist-course train --model {model} "
+                                    f"--seed {seed} failed (exit status {code}): {last}")
     return dict(seed=seed, test_acc=accs, seconds=secs, total_seconds=round(total, 1),
                 seconds_to_99_4=next((s for s, a in zip(secs, accs) if a >= 99.4), None))
 
 def _median_and_spread(values:list) -> tuple:
-    "The median of `values` (None counts as never, above every number) and the `[min, max]` of those reached."
+    ("The median of `values` (None counts as never, above "
+     "every number) and the `[min, max]` of those reached.")
     done = sorted(v for v in values if v is not None)
     ordered = done + [None] * (len(values) - len(done))
-    return ordered[(len(values) - 1) // 2] if values else None, [done[0], done[-1]] if done else None
+    return ordered[(len(values) - 1) // 2] if values else None, [done[0],
+            done[-1]] if done else None
 
 # %% ../nbs/08_cli.ipynb #cli0bfig
 def _check_json_out(json_out:str):
     "Refuse a `--json-out` whose folder does not exist or is not writable."
     folder = Path(json_out).expanduser().resolve().parent
     if not folder.is_dir():
-        raise ValueError(f"--json-out {json_out}: the folder {folder} does not exist; create it or choose another path")
+        raise ValueError(f"--json-out {json_out}: the folder {folder} does "
+                         f"not exist; create it or choose another path")
     if not os.access(folder, os.W_OK):
-        raise ValueError(f"--json-out {json_out}: the folder {folder} is not writable; choose another path")
+        raise ValueError(f"--json-out {json_out}: the folder {folder} "
+                         f"is not writable; choose another path")
 
 def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
-    "Parameters, operations per image, GFLOP/s and fraction of each ceiling of model `m` at `images_per_s`."
+    ("Parameters, operations per image, GFLOP/s and fraction "
+     "of each ceiling of model `m` at `images_per_s`.")
     net = MODELS[m]()
     mflop = train_mflop(net)
     gflops = images_per_s * mflop / 1e3
-    return dict(parameters=sum(p.numel() for p in net.parameters()), mflop_per_image=round(mflop, 2), images_per_s=images_per_s,
+    return dict(parameters=sum(p.numel() for p in net.parameters()), mflop_per_image=round(mflop,
+            2), images_per_s=images_per_s,
                 gflops=gflops, ceiling_fraction={k: gflops / v for k, v in ceiling.items()},
                 times_seed_recipe=images_per_s / seed_images_per_s, recipe=recipe_for('fast', m),
                 runs=[], median_seconds_to_99_4=None, spread_seconds_to_99_4=None)
@@ -464,48 +616,64 @@ def run_bench(steps:int=10, # timed steps per path per round
               json_out:str=None, # also write the results to this JSON file
               progress:bool=True, # print progress
              ) -> dict:
-    "Per model: images/s, GFLOP/s and share of this machine's matrix-multiply ceiling beside the seed recipe; time to 99.4% from the command's start."
+    ("Per model: images/s, GFLOP/s and share of this machine's matrix-multiply "
+     "ceiling beside the seed recipe; time to 99.4% from the command's start.")
     names = [m.strip() for m in str(models).split(',') if m.strip()]
-    if not names or any(m not in MODELS for m in names): raise ValueError(f"--models must name models from {', '.join(MODELS)}, separated by commas; got {models!r}")
+    if not names or any(m not in MODELS for m in names):
+        raise ValueError(f"--models must name models from {', '.join(MODELS)}, "
+                         f"separated by commas; got {models!r}")
     if not all(isinstance(v, int) and v >= lo for v, lo in ((steps, 1), (rounds, 1), (runs, 0))):
-        raise ValueError(f"--steps and --rounds must be whole numbers of at least 1 and --runs of at least 0, got {steps!r}, {rounds!r} and {runs!r}")
+        raise ValueError(f"--steps and --rounds must be whole numbers of at least 1 and "
+                         f"--runs of at least 0, got {steps!r}, {rounds!r} and {runs!r}")
     if json_out: _check_json_out(json_out)  # before the benchmark runs, not after
-    dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None)); seed_everything(0)
+    dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None))
+    seed_everything(0)
     dtype = pick_precision(dev, precision)  # a bad --precision is refused before any measurement
     ceiling = {_name(d): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
     rates = _throughput(data, dev, dtype, names, steps, rounds, say)
     res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__,
-               threads=torch.get_num_threads(), ceiling_gflops=ceiling, seed_images_per_s=rates['seed'], models={})
-    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, {ceiling['bfloat16']:.0f} bfloat16; "
+               threads=torch.get_num_threads(), ceiling_gflops=ceiling,
+               seed_images_per_s=rates['seed'], models={})
+    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} "
+        f"GFLOP/s float32, {ceiling['bfloat16']:.0f} bfloat16; "
         f"seed recipe (Net): {rates['seed']:,.0f} images/s")
     for m in names:
         r = res['models'][m] = _model_figures(m, rates[m], rates['seed'], ceiling)
-        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} images/s, {r['gflops']:.1f} GFLOP/s = "
-            f"{100 * r['ceiling_fraction'][res['precision']]:.1f}% of the {res['precision']} ceiling; {r['times_seed_recipe']:.2f}x the seed recipe")
+        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} "
+            f"images/s, {r['gflops']:.1f} GFLOP/s = "
+            f"{100 * r['ceiling_fraction'][res['precision']]:.1f}% of the "
+            f"{res['precision']} ceiling; {r['times_seed_recipe']:.2f}x the seed recipe")
     for m in names if runs else []:
         with tempfile.TemporaryDirectory() as tmp:
             r = res['models'][m]
             for seed in range(1, runs + 1):
-                r['runs'].append(_end_to_end(m, seed, data, dev, {'float32': 'fp32', 'bfloat16': 'bf16'}[res['precision']], Path(tmp)/f'seed{seed}'))
-                say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a, s in zip(r['runs'][-1]['test_acc'], r['runs'][-1]['seconds'])))
+                r['runs'].append(_end_to_end(m, seed, data, dev, {'float32': 'fp32',
+                        'bfloat16': 'bf16'}[res['precision']], Path(tmp)/f'seed{seed}'))
+                say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a,
+                                                      s in zip(r['runs'][-1]['test_acc'],
+                                                              r['runs'][-1]['seconds'])))
         r['median_seconds_to_99_4'], r['spread_seconds_to_99_4'] = _median_and_spread([x['seconds_to_99_4'] for x in r['runs']])
-        say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's start (median of {runs}; range {r['spread_seconds_to_99_4']})")
+        say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's "
+            f"start (median of {runs}; range {r['spread_seconds_to_99_4']})")
     if json_out: atomic_write(Path(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
     return res
 
 # %% ../nbs/08_cli.ipynb #cli0docp
 def _nbdev_proc(cfg) -> Path:
-    "nbdev's `_pre_docs` without its Quarto install: refresh nbdev.yml, the index and the sidebar; process into _proc/."
+    ("nbdev's `_pre_docs` without its Quarto install: refresh "
+     "nbdev.yml, the index and the sidebar; process into _proc/.")
     from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar, proc_nbs
     import nbdev.doclinks
-    shutil.rmtree(cfg.config_path/'_proc', ignore_errors=True)  # no pages left over from renamed notebooks
+    # no pages left over from renamed notebooks
+    shutil.rmtree(cfg.config_path/'_proc', ignore_errors=True)
     refresh_quarto_yml()
     nbdev.doclinks._build_modidx()
     nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
     return Path(proc_nbs(cfg.nbs_path, n_workers=0))
 
 def _replace_dir(built:Path, dest:Path):
-    "Put a copy of `built` at `dest` in one rename, so a half-built site never stands where the last good one stood."
+    ("Put a copy of `built` at `dest` in one rename, so a "
+     "half-built site never stands where the last good one stood.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.'))
     shutil.copytree(built, tmp/'site')
@@ -516,7 +684,8 @@ def _replace_dir(built:Path, dest:Path):
 # %% ../nbs/08_cli.ipynb #cli0docr
 def run_docs(dest:str=None, # where to put the site (default: _docs in the clone)
             ) -> str:
-    "Build the documentation site from this clone's notebooks (needs the development tools); return the renderer used."
+    ("Build the documentation site from this clone's notebooks "
+     "(needs the development tools); return the renderer used.")
     try: from nbdev.config import get_config
     except ImportError: raise ValueError("mnist-course docs builds the site from a clone of the repository with the development "
                                          "tools installed: pip install -e '.[dev]' in the clone") from None
@@ -532,7 +701,8 @@ def run_docs(dest:str=None, # where to put the site (default: _docs in the clone
             built, renderer = cfg.config_path/'_docs', 'quarto (nbdev_docs)'
         else:
             built = _nbdev_proc(cfg)/'_docs'
-            subprocess.run([str(bin_/'smalldocs'), 'render', str(built.parent)], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([str(bin_/'smalldocs'), 'render', str(built.parent)], check=True,
+                           stdout=subprocess.DEVNULL)
             renderer = 'smalldocs (Quarto is not installed here)'
         if dest != built.resolve(): _replace_dir(built, dest)
     finally: os.chdir(here)
@@ -543,14 +713,16 @@ def run_docs(dest:str=None, # where to put the site (default: _docs in the clone
 COMMANDS = {'train': run_training, 'bench': run_bench, 'docs': run_docs}
 
 def _parser(name:str):
-    "fastcore's `anno_parser` for subcommand `name`, with dashed option names (underscored ones still work)."
+    ("fastcore's `anno_parser` for subcommand `name`, with "
+     "dashed option names (underscored ones still work).")
     p = anno_parser(COMMANDS[name], prog=f'mnist-course {name}')
     p.description = COMMANDS[name].__doc__
     for a in p._actions:
         dashed = [s.replace('_', '-') if s.startswith('--') else s for s in a.option_strings]
         for s in dashed: p._option_string_actions[s] = a
         a.option_strings = dashed
-        if any(s.startswith('--no-') for s in dashed):  # the docments comment says what the option does when on
+        # the docments comment says what the option does when on
+        if any(s.startswith('--no-') for s in dashed):
             a.help = 'do not ' + a.help.replace(' (default: True)', '')
     return p
 
@@ -562,13 +734,16 @@ def _usage() -> str:
 
 # %% ../nbs/08_cli.ipynb #cli0sigt
 class _sigterm_as_interrupt:
-    "Within this block SIGTERM (`kill`, systemd, job schedulers) stops the run the way Ctrl-C does; the list says if it came."
+    ("Within this block SIGTERM (`kill`, systemd, job schedulers) "
+     "stops the run the way Ctrl-C does; the list says if it came.")
     def __enter__(self):
         self.got, self.old = [], None
         if threading.current_thread() is threading.main_thread():
             self.old = signal.signal(signal.SIGTERM, self._handler)
         return self.got
-    def _handler(self, signum, frame): self.got.append(signum); raise KeyboardInterrupt
+    def _handler(self, signum, frame):
+        self.got.append(signum)
+        raise KeyboardInterrupt
     def __exit__(self, *exc):
         if self.old is not None: signal.signal(signal.SIGTERM, self.old)
 
@@ -577,32 +752,47 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         ) -> int:
     "The `mnist-course` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
-    if argv[0] in ('-V', '--version'): print(f"mnist-course {__version__}"); return 0
+    if not argv or argv[0] in ('-h', '--help'):
+        print(_usage())
+        return 0
+    if argv[0] in ('-V', '--version'):
+        print(f"mnist-course {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr); return 2
+        print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr)
+        return 2
     args = vars(_parser(name).parse_args(rest))
     for k in ('pdb', 'xtra'): args.pop(k, None)
-    rank = int(os.environ['RANK']) if launched() else 0  # in a process group rank 0 speaks; the others report only their own faults
+    # in a process group rank 0 speaks; the others report only their own faults
+    rank = int(os.environ['RANK']) if launched() else 0
     say = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
     try:
         with _sigterm_as_interrupt() as got:
             res = COMMANDS[name](**args)
     except GroupFailed as e:  # the failing process has said what happened and how to go on
-        print(f"mnist-course {name}: {e}", file=sys.stderr); return e.exitcode if e.exitcode > 0 else 1
-    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError, ChildProcessError) as e:
-        print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}", file=sys.stderr); return 2
+        print(f"mnist-course {name}: {e}", file=sys.stderr)
+        return e.exitcode if e.exitcode > 0 else 1
+    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError,
+            ChildProcessError) as e:
+        print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}",
+              file=sys.stderr)
+        return 2
     except LossNotFiniteError as e:
-        say(f"mnist-course {name}: error: {e}"); return 3
+        say(f"mnist-course {name}: error: {e}")
+        return 3
     except KeyboardInterrupt as e:
-        say(f"\nmnist-course {name}: {str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}")
+        say(f"\nmnist-course {name}: "
+            f"{str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}")
         return 143 if got else 130
-    if name == 'train' and res is not None and not os.environ.get('MNIST_COURSE_LAUNCHER'):  # under --nproc the launcher reports
-        print(f"final test accuracy {res['final']['test_acc']:.2f}% after {res['final']['seconds']:.0f} s of training")
+    # under --nproc the launcher reports
+    if name == 'train' and res is not None and not os.environ.get('MNIST_COURSE_LAUNCHER'):
+        print(f"final test accuracy {res['final']['test_acc']:.2f}% "
+              f"after {res['final']['seconds']:.0f} s of training")
         print(f"artefacts written to {Path(args['out']).resolve()}:")
         for p in res['paths'].values(): print(f"  {p.name}")
     return 0
 
 # %% ../nbs/08_cli.ipynb #cli0mnc
-if __name__ == '__main__' and 'IPython' not in sys.modules: sys.exit(main())  # a script, not a notebook's kernel
+# a script, not a notebook's kernel
+if __name__ == '__main__' and 'IPython' not in sys.modules: sys.exit(main())

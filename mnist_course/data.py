@@ -13,9 +13,11 @@ import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets
 from torchvision.transforms import v2 as T
-from .fetch import (MNIST_FILES, MNISTUnavailableError, MirrorSource, NpmSource, atomic_write, check_file,
+from .fetch import (MNIST_FILES, MNISTUnavailableError, MirrorSource, NpmSource,
+                                atomic_write, check_file,
                                 data_dir, fetch_mnist, raw_folder)
-_all_ = ['MNIST_FILES', 'MNISTUnavailableError', 'MirrorSource', 'NpmSource', 'atomic_write', 'check_file', 'data_dir',
+_all_ = ['MNIST_FILES', 'MNISTUnavailableError', 'MirrorSource', 'NpmSource', 'atomic_write',
+         'check_file', 'data_dir',
          'fetch_mnist', 'raw_folder']
 
 # %% auto #0
@@ -51,12 +53,14 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
 # %% ../nbs/00_data.ipynb #f2dca168
 def quick_run() -> bool:
-    "True when `MNIST_COURSE_QUICK` asks the chapters for a short run (tests), False for the full course."
+    ("True when `MNIST_COURSE_QUICK` asks the chapters for "
+     "a short run (tests), False for the full course.")
     return os.environ.get('MNIST_COURSE_QUICK', '').strip().lower() not in ('', '0', 'false', 'no')
 
 # %% ../nbs/00_data.ipynb #fcbfda83
 def s5_train_transforms() -> T.Compose:
-    "The S5 training pipeline: sometimes centre-crop 22 and resize back, rotate ±15°, to tensor, normalise."
+    ("The S5 training pipeline: sometimes centre-crop 22 "
+     "and resize back, rotate ±15°, to tensor, normalise.")
     return T.Compose([
         T.RandomApply([T.CenterCrop(22)], p=0.1),
         T.Resize((28, 28)),
@@ -68,7 +72,8 @@ def s5_train_transforms() -> T.Compose:
 # %% ../nbs/00_data.ipynb #78b27701
 def s5_test_transforms() -> T.Compose:
     "The S5 test pipeline: to tensor, normalise."
-    return T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(MNIST_MEAN, MNIST_STD)])
+    return T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(MNIST_MEAN,
+            MNIST_STD)])
 
 # %% ../nbs/00_data.ipynb #e220dc5f
 def get_loaders(train_ds, # training dataset
@@ -76,9 +81,11 @@ def get_loaders(train_ds, # training dataset
                 batch_size:int=512, # images per batch
                 num_workers:int=2, # worker processes per loader (0 loads in the main process)
                ) -> tuple[DataLoader, DataLoader]:
-    "The S5 loaders: shuffled training batches and ordered test batches, with workers and pinned memory on CUDA."
+    ("The S5 loaders: shuffled training batches and ordered "
+     "test batches, with workers and pinned memory on CUDA.")
     if num_workers and mp.current_process().daemon:
-        print(f"Running in a daemon process, which cannot start DataLoader workers: using num_workers=0 instead of {num_workers}.")
+        print(f"Running in a daemon process, which cannot start DataLoader "
+              f"workers: using num_workers=0 instead of {num_workers}.")
         num_workers = 0
     kw = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available())
     return DataLoader(train_ds, shuffle=True, **kw), DataLoader(test_ds, shuffle=False, **kw)
@@ -89,21 +96,25 @@ def subset(ds, # dataset to take from
            seed:int=0, # the same seed gives the same items
           ) -> Subset:
     "`n` items of `ds`, drawn at random without replacement (reproducibly from `seed`)."
-    if not 0 < n <= len(ds): raise ValueError(f"subset size must be between 1 and {len(ds)}, got {n}")
+    if not 0 < n <= len(ds):
+        raise ValueError(f"subset size must be between 1 and {len(ds)}, got {n}")
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
     return Subset(ds, idx.tolist())
 
 # %% ../nbs/00_data.ipynb #29f4da5c
 def display_data(train_loader:DataLoader, # a loader yielding `(images, labels)` batches of at least 12
                 ) -> plt.Figure:
-    "Plot the first 12 images of a batch from `train_loader` in a 3x4 grid, titled with their labels."
+    ("Plot the first 12 images of a batch from `train_loader` "
+     "in a 3x4 grid, titled with their labels.")
     batch_data, batch_label = next(iter(train_loader))
-    if len(batch_data) < 12: raise ValueError(f"display_data needs a batch of at least 12 images, got {len(batch_data)}")
+    if len(batch_data) < 12:
+        raise ValueError(f"display_data needs a batch of at least 12 images, got {len(batch_data)}")
     fig = plt.figure()
     for i in range(12):
         plt.subplot(3, 4, i + 1)
         plt.tight_layout()
         plt.imshow(batch_data[i].squeeze(0).numpy(), cmap='gray')
         plt.title(batch_label[i].item())
-        plt.xticks([]); plt.yticks([])
+        plt.xticks([])
+        plt.yticks([])
     return fig

@@ -15,7 +15,8 @@ from torch.optim import SGD
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
-from .fast import MNISTTensors, augment, normalize, evaluate, pick_precision, _check_fast_args
+from .fast import (MNISTTensors, augment, normalize, evaluate, pick_precision,
+                               _check_fast_args)
 from .training import History, history_of, seed_everything, check_loss
 from .checkpoint import Checkpointer
 
@@ -29,7 +30,8 @@ def rank_share(n:int, # images in the global batch
                rank:int, # this process's rank
                world_size:int, # processes in the group
               ) -> slice:
-    "The part of a global batch of `n` images that `rank` trains on: contiguous, sizes differing by at most one."
+    ("The part of a global batch of `n` images that `rank` "
+     "trains on: contiguous, sizes differing by at most one.")
     base, extra = divmod(n, world_size)
     start = rank * base + min(rank, extra)
     return slice(start, start + base + (rank < extra))
@@ -57,18 +59,23 @@ def ddp_step(model:torch.nn.Module, # the network wrapped in `DistributedDataPar
              dtype:torch.dtype=torch.float32, # autocast precision
              where:tuple=(None, None), # `(epoch, batch)`, for the message when the loss is not finite
             ) -> tuple[float, float]:
-    "One step on this rank's share of a global batch; returns the global batch's summed loss and right answers."
-    angles, crops = augment_draws(n, generator, xb.device)  # the whole batch's draws, as one process would make them...
-    x = augment(xb.float().div_(255), angles=angles[share], crops=crops[share])  # ...of which this rank uses its share
+    ("One step on this rank's share of a global batch; returns "
+     "the global batch's summed loss and right answers.")
+    # the whole batch's draws, as one process would make them...
+    angles, crops = augment_draws(n, generator, xb.device)
+    # ...of which this rank uses its share
+    x = augment(xb.float().div_(255), angles=angles[share], crops=crops[share])
     x = normalize(x).contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
         out = model(x)
     loss = F.nll_loss(out.float(), yb, reduction='sum')
     stats = torch.stack([loss.detach(), (out.argmax(1) == yb).sum().float()])
-    if dist.is_initialized(): dist.all_reduce(stats)  # summed over the ranks: the global batch's, the same on every rank
+    # summed over the ranks: the global batch's, the same on every rank
+    if dist.is_initialized(): dist.all_reduce(stats)
     check_loss(stats[0].item() / n, *where)  # so a NaN stops every rank at the same step
     opt.zero_grad(set_to_none=True)
-    (loss * (world_size / n)).backward()  # DDP averages over the ranks: (sum x W/n) / W is the global batch's mean
+    # DDP averages over the ranks: (sum x W/n) / W is the global batch's mean
+    (loss * (world_size / n)).backward()
     opt.step()
     return stats[0].item(), stats[1].item()
 
@@ -94,20 +101,25 @@ def ddp_fast_epoch(model:torch.nn.Module, # the network wrapped in `DistributedD
                    dtype:torch.dtype=torch.float32, # autocast precision
                    progress:bool=True, # show a progress bar
                   ) -> tuple[float, float]:
-    "One epoch of the fast recipe on this rank: every rank draws the same order and trains on its share of each batch."
+    ("One epoch of the fast recipe on this rank: every rank draws "
+     "the same order and trains on its share of each batch.")
     model.train()
     n = len(data.x_train)
-    perm = torch.randperm(n, device=data.x_train.device, generator=generator)  # the same on every rank
+    # the same on every rank
+    perm = torch.randperm(n, device=data.x_train.device, generator=generator)
     tot_loss = correct = 0.
-    bar = tqdm(range(math.ceil(n / batch_size)), desc=f'epoch {epoch}/{epochs}', mininterval=1, disable=not progress)
+    bar = tqdm(range(math.ceil(n / batch_size)), desc=f'epoch {epoch}/{epochs}', mininterval=1,
+               disable=not progress)
     for i in bar:
         idx = perm[i * batch_size:(i + 1) * batch_size]
         share = rank_share(len(idx), group.rank, group.world_size)
         mine = idx[share]
-        loss, right = ddp_step(model, opt, data.x_train[mine], data.y_train[mine], share, len(idx), group.world_size,
+        loss, right = ddp_step(model, opt, data.x_train[mine], data.y_train[mine], share, len(idx),
+                               group.world_size,
                                generator, dtype, where=(epoch, i))
         sched.step()
-        tot_loss += loss; correct += right
+        tot_loss += loss
+        correct += right
         if i % 20 == 0: bar.set_postfix(loss=f'{loss / len(idx):.4f}', refresh=False)
     return tot_loss, correct
 
@@ -118,7 +130,8 @@ def ddp_evaluate(model:torch.nn.Module, # the network (not the DDP wrapper)
                  group:Group, # this process's place in the group
                  dtype:torch.dtype=torch.float32, # autocast precision
                 ) -> tuple[float, float]:
-    "Mean loss and accuracy (%) on `(x, y)`: each rank evaluates its share, and the sums are added up over the ranks."
+    ("Mean loss and accuracy (%) on `(x, y)`: each rank evaluates "
+     "its share, and the sums are added up over the ranks.")
     share = rank_share(len(x), group.rank, group.world_size)
     loss, acc = evaluate(model, x[share], y[share], dtype)
     m = len(y[share])
@@ -130,24 +143,29 @@ def ddp_evaluate(model:torch.nn.Module, # the network (not the DDP wrapper)
 def _unwrap(model): return model.module if isinstance(model, DDP) else model
 
 class GroupCheckpointer(Checkpointer):
-    "A `Checkpointer` for a process group: every rank restores the run, rank 0 alone writes it; DDP's wrapper is looked through."
+    ("A `Checkpointer` for a process group: every rank restores the "
+     "run, rank 0 alone writes it; DDP's wrapper is looked through.")
     def __init__(self, path, # the checkpoint file
                  config:dict|None=None, # stored with every checkpoint
                  resume:bool=False, # restore from `path` before training
                  rank:int=0, # this process's rank
                 ):
-        super().__init__(path, config, resume); self.rank = rank
+        super().__init__(path, config, resume)
+        self.rank = rank
     def save(self, epoch:int, # epochs completed
              model, # the network, or its DDP wrapper
              **kwargs, # the rest of `Checkpointer.save`'s arguments
             ):
-        "Rank 0 saves the run after `epoch`; every rank learns whether it could, so a failed write stops all alike."
-        agree(lambda: Checkpointer.save(self, epoch, _unwrap(model), **kwargs) if self.rank == 0 else None)
+        ("Rank 0 saves the run after `epoch`; every rank learns "
+         "whether it could, so a failed write stops all alike.")
+        agree(lambda: Checkpointer.save(self, epoch, _unwrap(model), **kwargs) if self.rank == 0
+              else None)
         self.epoch = epoch
     def restore(self, model, # the network, or its DDP wrapper
                 **kwargs, # the rest of `Checkpointer.restore`'s arguments
                ) -> int:
-        "Every rank: restore the saved run into the given objects when resuming; return the epochs already done."
+        ("Every rank: restore the saved run into the given "
+         "objects when resuming; return the epochs already done.")
         return Checkpointer.restore(self, _unwrap(model), **kwargs)
 
 # %% ../nbs/08b_distributed.ipynb #dd0fic
@@ -163,39 +181,50 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, built fro
                  progress:bool=True, # progress bars and per-epoch lines (give True on rank 0 only)
                  checkpointer=None, # a `GroupCheckpointer`: saves on rank 0, restores everywhere
                 ) -> History:
-    "`fast_fit` on a process group: the same run as one process with the same global batch and seed, its work split between the ranks."
+    ("`fast_fit` on a process group: the same run as one process with "
+     "the same global batch and seed, its work split between the ranks.")
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
     dtype, h = pick_precision(dev, precision), history_of(model)
     seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.to(dev, memory_format=torch.channels_last)
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)  # as fast_fit
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size), pct_start=0.25)
+    # as fast_fit
+    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
+    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
+                       pct_start=0.25)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
-    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)  # checks all ranks start from the same weights
+    # checks all ranks start from the same weights
+    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs, batch_size, dtype, progress)
+        tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs,
+                                           batch_size, dtype, progress)
         test_loss, test_acc = ddp_evaluate(model, data.x_test, data.y_test, group, dtype)
-        h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
-        h.test_losses.append(test_loss); h.test_acc.append(test_acc)
+        h.train_losses.append(tot_loss / n)
+        h.train_acc.append(100 * correct / n)
+        h.test_losses.append(test_loss)
+        h.test_acc.append(test_acc)
         h.seconds.append(time.perf_counter() - start)
         if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss {test_loss:.4f}, '
-                           f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s ({group.world_size} processes)')
+                           f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} '
+                           f's ({group.world_size} processes)')
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
     return h
 
 # %% ../nbs/08b_distributed.ipynb #dd0s5c
 class EpochLoader:
-    "A loader over a `DistributedSampler` that calls `set_epoch` before each pass, so each epoch is shuffled anew, alike on every rank."
+    ("A loader over a `DistributedSampler` that calls `set_epoch` before "
+     "each pass, so each epoch is shuffled anew, alike on every rank.")
     def __init__(self, loader:DataLoader, # its sampler is a `DistributedSampler`
                  epochs_done=lambda: 0, # returns how many epochs are done (a resumed run starts at its checkpoint's)
                 ):
         self.loader, self.epochs_done, self.dataset = loader, epochs_done, loader.dataset
     def __len__(self): return len(self.loader)
-    def __iter__(self): self.loader.sampler.set_epoch(self.epochs_done()); return iter(self.loader)
+    def __iter__(self):
+        self.loader.sampler.set_epoch(self.epochs_done())
+        return iter(self.loader)
 
 def ddp_s5_loader(train_ds, # the S5 training dataset
                   batch_size:int, # the global batch; each rank loads `batch_size // world_size`
@@ -204,16 +233,21 @@ def ddp_s5_loader(train_ds, # the S5 training dataset
                   epochs_done=lambda: 0, # see `EpochLoader`
                   num_workers:int=2, # worker processes per rank
                  ) -> EpochLoader:
-    "The S5 training loader on a process group: each rank loads its share of every epoch's order (`DistributedSampler`)."
-    sampler = DistributedSampler(train_ds, num_replicas=group.world_size, rank=group.rank, shuffle=True, seed=seed)
-    loader = DataLoader(train_ds, batch_size=batch_size // group.world_size, sampler=sampler, num_workers=num_workers,
+    ("The S5 training loader on a process group: each rank loads "
+     "its share of every epoch's order (`DistributedSampler`).")
+    sampler = DistributedSampler(train_ds, num_replicas=group.world_size, rank=group.rank,
+                                 shuffle=True, seed=seed)
+    loader = DataLoader(train_ds, batch_size=batch_size // group.world_size, sampler=sampler,
+                        num_workers=num_workers,
                         pin_memory=group.device.type == 'cuda')
     return EpochLoader(loader, epochs_done)
 
 # %% ../nbs/08b_distributed.ipynb #dd0lnc
 def launched() -> bool:
-    "Whether this process was started by torchrun or `mnist-course train --nproc` (its environment names its rank)."
-    return all(k in os.environ for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'))
+    ("Whether this process was started by torchrun or `mnist-course "
+     "train --nproc` (its environment names its rank).")
+    return all(k in os.environ for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+                                         'MASTER_PORT'))
 
 def _exit_with_parent(every:float=0.5):
     "Stop this process when its launcher dies (even by SIGKILL), so no orphan trains on or writes."
@@ -229,12 +263,17 @@ def pick_backend(device:torch.device, # where the processes compute
                 ) -> str:
     "Gloo for CPUs, NCCL for CUDA GPUs; a backend asked for is checked against the device."
     device = torch.device(device)
-    if device.type == 'mps': raise ValueError("PyTorch has no process-group backend for Apple's MPS: use --device cpu to train on several processes")
+    if device.type == 'mps':
+        raise ValueError("PyTorch has no process-group backend for Apple's "
+                         "MPS: use --device cpu to train on several processes")
     if backend in (None, '', 'auto'): return 'nccl' if device.type == 'cuda' else 'gloo'
-    if backend not in ('gloo', 'nccl'): raise ValueError(f"unknown --backend {backend!r}: use auto, gloo or nccl")
+    if backend not in ('gloo', 'nccl'):
+        raise ValueError(f"unknown --backend {backend!r}: use auto, gloo or nccl")
     if backend == 'nccl' and device.type != 'cuda':
-        raise ValueError(f"--backend nccl moves tensors between CUDA GPUs only, and this run computes on {device}: "
-                         "use --backend gloo (or auto), or --device cuda on a machine with CUDA GPUs")
+        raise ValueError(f"--backend nccl moves tensors between CUDA GPUs "
+                         f"only, and this run computes on {device}: "
+                         "use --backend gloo (or auto), or --device "
+                         "cuda on a machine with CUDA GPUs")
     return backend
 
 # %% ../nbs/08b_distributed.ipynb #dd0joc
@@ -242,25 +281,33 @@ def join_group(device:torch.device, # the device asked for (CUDA: each process t
                backend:str|None=None, # 'auto' (or None), 'gloo' or 'nccl'
                timeout:float=300, # seconds a process waits for the others at a collective before it gives up
               ) -> Group:
-    "Join the process group that torchrun (or `mnist-course train --nproc`) started; return this process's place in it."
-    rank, world_size, local_rank = (int(os.environ[k]) for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'))
+    ("Join the process group that torchrun (or `mnist-course train "
+     "--nproc`) started; return this process's place in it.")
+    rank, world_size, local_rank = (int(os.environ[k]) for k in ('RANK', 'WORLD_SIZE',
+            'LOCAL_RANK'))
     device = torch.device(device)
-    if device.type == 'cuda': device = torch.device('cuda', local_rank); torch.cuda.set_device(device)
+    if device.type == 'cuda':
+        device = torch.device('cuda', local_rank)
+        torch.cuda.set_device(device)
     backend = pick_backend(device, backend)
     _exit_with_parent()
-    if not dist.is_initialized():  # reads MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE from the environment
+    # reads MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE from the environment
+    if not dist.is_initialized():
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     return Group(rank, world_size, local_rank, backend, device)
 
 # %% ../nbs/08b_distributed.ipynb #dd0agc
 def _portable(e:Exception) -> Exception:
     "`e`, or a `RuntimeError` with its message where `e` cannot be pickled to another process."
-    try: pickle.loads(pickle.dumps(e)); return e
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
     except Exception: return RuntimeError(f"{type(e).__name__}: {e}")
 
 def agree(f, # what this process does before the others may go on; rank 0's result is the one returned
          ):
-    "Run `f` in every process of the group; return rank 0's result, or raise in every process an error one of them raised."
+    ("Run `f` in every process of the group; return rank 0's result, "
+     "or raise in every process an error one of them raised.")
     try: mine = (f(), None)
     except Exception as e: mine = (None, e)
     everyone = [mine]
@@ -281,27 +328,38 @@ def check_world(nproc:int, # processes asked for
                 local:int|None=None, # processes on this machine (default: all `nproc`), each needing a GPU here on CUDA
                ):
     "Refuse a number of processes the run cannot be split into, before any process starts."
-    if not (isinstance(nproc, int) and nproc >= 1): raise ValueError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
+    if not (isinstance(nproc, int) and nproc >= 1):
+        raise ValueError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
     if nproc > batch_size:
-        raise ValueError(f"--nproc {nproc} is more processes than the {batch_size} images of a batch: each process needs "
-                         f"a share of every batch; use --nproc {batch_size} or fewer, or a larger --batch-size")
+        raise ValueError(f"--nproc {nproc} is more processes than the "
+                         f"{batch_size} images of a batch: each process needs "
+                         f"a share of every batch; use --nproc {batch_size} "
+                         f"or fewer, or a larger --batch-size")
     if batch_size % nproc:
-        raise ValueError(f"--batch-size {batch_size} does not split evenly between {nproc} processes: choose a batch size "
+        raise ValueError(f"--batch-size {batch_size} does not split evenly "
+                         f"between {nproc} processes: choose a batch size "
                          f"divisible by {nproc}, or another --nproc")
     last = n_train % batch_size
     if 0 < last < nproc:
-        raise ValueError(f"the last batch of each epoch holds {last} image(s) ({n_train:,} training images in batches of "
-                         f"{batch_size}), fewer than the {nproc} processes: change --n-train or --batch-size, or use fewer processes")
+        raise ValueError(f"the last batch of each epoch holds {last} image(s) "
+                         f"({n_train:,} training images in batches of "
+                         f"{batch_size}), fewer than the {nproc} processes: change "
+                         f"--n-train or --batch-size, or use fewer processes")
     local = nproc if local is None else local
     if torch.device(device).type == 'cuda' and local > torch.cuda.device_count():
-        raise ValueError(f"{local} processes on this machine on CUDA need a GPU each, and it has {torch.cuda.device_count()}: "
-                         f"use --nproc {torch.cuda.device_count()} or fewer (with torchrun, --nproc_per_node)")
+        raise ValueError(f"{local} processes on this machine on CUDA need a "
+                         f"GPU each, and it has {torch.cuda.device_count()}: "
+                         f"use --nproc {torch.cuda.device_count()} or "
+                         f"fewer (with torchrun, --nproc_per_node)")
 
 # %% ../nbs/08b_distributed.ipynb #dd0cpc
 def usable_cpus() -> int:
-    "The CPUs this process may use: its affinity (taskset, Slurm, a container's cpuset), capped by a cgroup CPU quota."
-    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)  # macOS: none
-    try: quota, period = open('/sys/fs/cgroup/cpu.max').read().split()  # cgroup v2: 'max 100000' when there is none
+    ("The CPUs this process may use: its affinity (taskset, Slurm, "
+     "a container's cpuset), capped by a cgroup CPU quota.")
+    # macOS: none
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    # cgroup v2: 'max 100000' when there is none
+    try: quota, period = open('/sys/fs/cgroup/cpu.max').read().split()
     except (OSError, ValueError): return n
     return n if quota == 'max' else max(1, min(n, int(quota) // int(period)))
 
@@ -309,29 +367,38 @@ def usable_cpus() -> int:
 # %% ../nbs/08b_distributed.ipynb #dd0lac
 class GroupFailed(ChildProcessError):
     "A process of the group ended with an error; `exitcode` is its exit code."
-    def __init__(self, msg, exitcode): super().__init__(msg); self.exitcode = exitcode
+    def __init__(self, msg, exitcode):
+        super().__init__(msg)
+        self.exitcode = exitcode
 
 def launch(nproc:int, # processes to start on this machine
            args:list, # the `mnist-course` arguments each process gets, e.g. ['train', '--out', 'runs/a']
            threads:int|None=None, # threads per process (default: $OMP_NUM_THREADS, else `usable_cpus()` / nproc)
           ):
-    "Run `python -m mnist_course.cli *args` in `nproc` processes under PyTorch's elastic agent, the launcher torchrun runs."
+    ("Run `python -m mnist_course.cli *args` in `nproc` processes "
+     "under PyTorch's elastic agent, the launcher torchrun runs.")
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.multiprocessing.api import SignalException
     threads = threads or int(os.environ.get('OMP_NUM_THREADS', 0)) or max(1, usable_cpus() // nproc)
-    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex, rdzv_backend='c10d',
+    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
+                       rdzv_backend='c10d',
                        rdzv_endpoint='localhost:0', max_restarts=0, monitor_interval=0.1)
-    logs = {n: l for n, l in logging.root.manager.loggerDict.items() if n.startswith('torch.distributed') and isinstance(l, logging.Logger)}
+    logs = {n: l for n, l in logging.root.manager.loggerDict.items()
+            if n.startswith('torch.distributed') and isinstance(l, logging.Logger)}
     levels = {n: l.level for n, l in logs.items()}
-    for l in logs.values(): l.setLevel(logging.CRITICAL)  # the agent's notes: a failure is said once, by the command
+    # the agent's notes: a failure is said once, by the command
+    for l in logs.values(): l.setLevel(logging.CRITICAL)
     old = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MNIST_COURSE_LAUNCHER')}
-    os.environ.update(OMP_NUM_THREADS=str(threads), MNIST_COURSE_LAUNCHER='1')  # the processes inherit the environment
+    # the processes inherit the environment
+    os.environ.update(OMP_NUM_THREADS=str(threads), MNIST_COURSE_LAUNCHER='1')
     try: elastic_launch(cfg, sys.executable)('-m', 'mnist_course.cli', *map(str, args))
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
-        raise GroupFailed(f"process {rank} of {nproc} ended with exit code {failure.exitcode}", failure.exitcode) from None
-    except SignalException: raise KeyboardInterrupt("stopped; rank 0 said above what was kept and how to go on") from None
+        raise GroupFailed(f"process {rank} of {nproc} ended with exit code {failure.exitcode}",
+                          failure.exitcode) from None
+    except SignalException:
+        raise KeyboardInterrupt("stopped; rank 0 said above what was kept and how to go on") from None
     finally:
         for n, l in logs.items(): l.setLevel(levels[n])
         for k, v in old.items():
@@ -346,19 +413,27 @@ def step_times(ddp:DDP, # the network wrapped in DDP, in a process group
                rounds:int=5, # rounds of the three measurements, alternated; their medians are returned
                batch_size:int=128, # the global batch
               ) -> dict:
-    "Seconds per training step with DDP's all-reduce and without it (`no_sync`), and per all-reduce of all the gradients alone."
+    ("Seconds per training step with DDP's all-reduce and without it "
+     "(`no_sync`), and per all-reduce of all the gradients alone.")
     rank, world, dev = dist.get_rank(), dist.get_world_size(), data.x_train.device
     share, gen = rank_share(batch_size, rank, world), torch.Generator(device=dev).manual_seed(0)
     grads = torch.zeros(sum(p.numel() for p in ddp.parameters()), device=dev)
     def train(sync):
         for i in range(steps):
-            idx = ((torch.arange(batch_size, device=dev) + batch_size * i) % len(data.x_train))[share]
+            idx = ((torch.arange(batch_size, device=dev)
+                    + batch_size * i) % len(data.x_train))[share]
             with contextlib.nullcontext() if sync else ddp.no_sync():
-                ddp_step(ddp, opt, data.x_train[idx], data.y_train[idx], share, batch_size, world, gen)
+                ddp_step(ddp, opt, data.x_train[idx], data.y_train[idx], share, batch_size, world,
+                         gen)
     def per_call(f, n):
-        dist.barrier(); t = time.perf_counter(); f(); dist.barrier(); return (time.perf_counter() - t) / n
+        dist.barrier()
+        t = time.perf_counter()
+        f()
+        dist.barrier()
+        return (time.perf_counter() - t) / n
     per_call(lambda: train(True), steps)  # warm-up
     r = [(per_call(lambda: train(True), steps), per_call(lambda: train(False), steps),
           per_call(lambda: [dist.all_reduce(grads) for _ in range(20)], 20)) for _ in range(rounds)]
     sync, no_sync, all_reduce = (statistics.median(x[i] for x in r) for i in range(3))
-    return dict(sync=sync, no_sync=no_sync, all_reduce=all_reduce, threads=torch.get_num_threads(), world_size=world)
+    return dict(sync=sync, no_sync=no_sync, all_reduce=all_reduce, threads=torch.get_num_threads(),
+                world_size=world)

@@ -16,7 +16,8 @@ def get_incorrect_test_predictions(model:nn.Module, # trained network
                                    device:torch.device, # where to compute
                                    test_loader, # yields `(images, labels)`
                                   ) -> dict:
-    "The misclassified test images: `{'images': [...], 'ground_truths': [...], 'predicted_vals': [...]}`."
+    ("The misclassified test images: `{'images': [...], "
+     "'ground_truths': [...], 'predicted_vals': [...]}`.")
     incorrect_pred = {'images': [], 'ground_truths': [], 'predicted_vals': []}
     was_training = model.training
     model.eval()
@@ -36,12 +37,17 @@ _KEYS = ('images', 'ground_truths', 'predicted_vals')
 
 def _check_incorrect(incorrect_pred:dict, # what `get_incorrect_test_predictions` returned
                     ):
-    "Raise a clear error unless `incorrect_pred` has the three lists of the seed's dictionary, of one length."
+    ("Raise a clear error unless `incorrect_pred` has the "
+     "three lists of the seed's dictionary, of one length.")
     if not isinstance(incorrect_pred, dict) or any(k not in incorrect_pred for k in _KEYS):
-        got = sorted(incorrect_pred) if isinstance(incorrect_pred, dict) else type(incorrect_pred).__name__
-        raise ValueError(f"expected the dictionary get_incorrect_test_predictions returns, with keys {list(_KEYS)}; got {got}")
+        got = sorted(incorrect_pred) if isinstance(incorrect_pred,
+                                                   dict) else type(incorrect_pred).__name__
+        raise ValueError(f"expected the dictionary get_incorrect_test_predictions "
+                         f"returns, with keys {list(_KEYS)}; got {got}")
     lengths = {k: len(incorrect_pred[k]) for k in _KEYS}
-    if len(set(lengths.values())) > 1: raise ValueError(f"the three lists must have one length (one entry per image), got {lengths}")
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"the three lists must have one length "
+                         f"(one entry per image), got {lengths}")
 
 
 # %% ../nbs/04_error_analysis.ipynb #80194e7b
@@ -55,8 +61,10 @@ def plot_test_incorrect_predictions(incorrect_pred:dict, # as returned by `get_i
         plt.subplot(4, 4, i + 1)
         plt.tight_layout()
         plt.imshow(incorrect_pred['images'][i].cpu().squeeze(0).numpy(), cmap='gray')
-        plt.title(f"{int(incorrect_pred['predicted_vals'][i])} vs {int(incorrect_pred['ground_truths'][i])}")
-        plt.xticks([]); plt.yticks([])
+        plt.title(f"{int(incorrect_pred['predicted_vals'][i])} vs "
+                  f"{int(incorrect_pred['ground_truths'][i])}")
+        plt.xticks([])
+        plt.yticks([])
     if n == 0: fig.suptitle('No misclassified images')
     return fig
 
@@ -64,8 +72,10 @@ def plot_test_incorrect_predictions(incorrect_pred:dict, # as returned by `get_i
 def most_confused(cm:torch.Tensor, # confusion matrix, rows = true class
                   k:int=5, # how many pairs
                  ) -> list[tuple[int, int, int]]:
-    "The `k` largest mistakes as `(true, predicted, count)`, most frequent first; zero counts left out."
-    off = cm.clone(); off.fill_diagonal_(0)
+    ("The `k` largest mistakes as `(true, predicted, "
+     "count)`, most frequent first; zero counts left out.")
+    off = cm.clone()
+    off.fill_diagonal_(0)
     counts, idx = off.flatten().topk(min(k, off.numel()))
     n = cm.shape[0]
     return [(int(i) // n, int(i) % n, int(c)) for c, i in zip(counts, idx) if c > 0]
@@ -89,6 +99,7 @@ def plot_top_losses(images:list, # the images at the top-loss indices, each `(1,
     fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.2 * nrows), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, img, q, t, l in zip(axs.flat, images, preds, targets, losses):
-        ax.imshow(img.cpu().squeeze(0).numpy(), cmap='gray'); ax.set_title(f'{int(q)}/{int(t)}/{float(l):.2f}')
+        ax.imshow(img.cpu().squeeze(0).numpy(), cmap='gray')
+        ax.set_title(f'{int(q)}/{int(t)}/{float(l):.2f}')
     fig.suptitle('prediction / truth / loss')
     return fig

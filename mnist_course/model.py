@@ -16,25 +16,34 @@ __all__ = ['NET_LAYERS', 'check_input', 'Net', 'receptive_field', 'Net2', 'conv_
 def check_input(x:torch.Tensor, # what was given to the model
                 dtype:torch.dtype|None=None, # the dtype of the model's weights, which `x` must have
                ):
-    "Raise a clear error unless `x` is a float batch `(N, 1, 28, 28)` or a single `(1, 28, 28)` image (of `dtype`)."
-    if not isinstance(x, torch.Tensor): raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
+    ("Raise a clear error unless `x` is a float batch `(N, 1, "
+     "28, 28)` or a single `(1, 28, 28)` image (of `dtype`).")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"the model takes float images, got dtype {x.dtype}: use the S5 transforms, "
+        raise TypeError(f"the model takes float images, got dtype "
+                        f"{x.dtype}: use the S5 transforms, "
                         "or convert with x.float() / 255 and normalise with mean 0.1307, std 0.3081")
     if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"the model's weights are {dtype} but the images are {x.dtype}: convert the images with "
-                        f"x.to({dtype}) (for lower precision, keep float32 input and use torch.autocast, as chapter 6 does)")
+        raise TypeError(f"the model's weights are {dtype} but the images "
+                        f"are {x.dtype}: convert the images with "
+                        f"x.to({dtype}) (for lower precision, keep float32 "
+                        f"input and use torch.autocast, as chapter 6 does)")
     shape = tuple(x.shape)
     if shape[-3:] == (1, 28, 28) and x.ndim in (3, 4): return
-    hint = ("add the channel axis with x.unsqueeze(1)" if shape[-2:] == (28, 28) and x.ndim == 3 else
-            "MNIST images have one (grey) channel: convert colour images to greyscale" if x.ndim == 4 and shape[1] != 1 and shape[-2:] == (28, 28) else
-            "resize the images to 28x28 (e.g. torchvision.transforms.v2.Resize((28, 28)))" if x.ndim == 4 and shape[1] == 1 else
+    hint = ("add the channel axis with x.unsqueeze(1)" if shape[-2:] == (28, 28) and x.ndim == 3
+            else
+            "MNIST images have one (grey) channel: convert colour images to greyscale"
+            if x.ndim == 4 and shape[1] != 1 and shape[-2:] == (28, 28) else
+            "resize the images to 28x28 (e.g. torchvision.transforms.v2.Resize((28, 28)))"
+            if x.ndim == 4 and shape[1] == 1 else
             "give a batch of shape (N, 1, 28, 28)")
     raise ValueError(f"the model takes a batch of shape (N, 1, 28, 28), got {shape}: {hint}")
 
 # %% ../nbs/01_model.ipynb #c1ce52ff
 class Net(nn.Module):
-    "The S5 network: four 3x3 convolutions with two max-pools, then two linear layers; log-probabilities out."
+    ("The S5 network: four 3x3 convolutions with two max-pools, "
+     "then two linear layers; log-probabilities out.")
     def __init__(self, bias:bool=True, # give every layer a bias term (`Net2` has none)
                 ):
         super().__init__()
@@ -59,7 +68,8 @@ class Net(nn.Module):
                 **kwargs): # passed on to `torchinfo.summary`
         "A torchinfo summary with input size, output size, parameter count and percent per layer."
         return _summary(self, input_size=input_size, verbose=0,
-                        col_names=["input_size", "output_size", "num_params", "params_percent"], **kwargs)
+                        col_names=["input_size", "output_size", "num_params", "params_percent"],
+                        **kwargs)
 
 # %% ../nbs/01_model.ipynb #7f4b1d2a
 def receptive_field(layers:list, # `(name, kernel, stride)` for each layer, in order
@@ -73,7 +83,8 @@ def receptive_field(layers:list, # `(name, kernel, stride)` for each layer, in o
     return rows
 
 # %% ../nbs/01_model.ipynb #3ab7dc25
-NET_LAYERS = [('conv1', 3, 1), ('conv2', 3, 1), ('max-pool', 2, 2), ('conv3', 3, 1), ('conv4', 3, 1), ('max-pool', 2, 2)]
+NET_LAYERS = [('conv1', 3, 1), ('conv2', 3, 1), ('max-pool', 2, 2), ('conv3', 3, 1), ('conv4', 3,
+        1), ('max-pool', 2, 2)]
 
 # %% ../nbs/01_model.ipynb #14c980ee
 class Net2(Net):
@@ -94,20 +105,24 @@ def conv_block(c_in:int, # input channels
                dropout:float=0., # dropout probability after the ReLU; 0 for none
               ) -> nn.Sequential:
     "Convolution, BatchNorm, ReLU (and dropout): the unit `SmallNet` repeats."
-    layers = [nn.Conv2d(c_in, c_out, kernel, bias=not batchnorm), nn.BatchNorm2d(c_out) if batchnorm else nn.Identity(), nn.ReLU(inplace=True)]
+    layers = [nn.Conv2d(c_in, c_out, kernel, bias=not batchnorm), nn.BatchNorm2d(c_out)
+              if batchnorm else nn.Identity(), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers, *([nn.Dropout(dropout)] if dropout else []))
 
 # %% ../nbs/06a_small_model.ipynb #sm0netc
 class SmallNet(nn.Module):
-    "12,026 parameters: a 3x3 convolution and a max-pool, five 3x3 convolution blocks, global average pooling, a 1x1 classifier."
+    ("12,026 parameters: a 3x3 convolution and a max-pool, five 3x3 "
+     "convolution blocks, global average pooling, a 1x1 classifier.")
     def __init__(self, batchnorm:bool=True, # BatchNorm after every convolution (False: biases instead)
                  dropout:float=0., # dropout probability in the five blocks
                 ):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, bias=not batchnorm)                   # 16 x 26 x 26, receptive field 3
+        # 16 x 26 x 26, receptive field 3
+        self.conv1 = nn.Conv2d(1, 16, 3, bias=not batchnorm)
         self.pool = nn.MaxPool2d(2)                                            # 16 x 13 x 13, 4
         self.bn1 = nn.BatchNorm2d(16) if batchnorm else nn.Identity()
-        self.blocks = nn.Sequential(*[conv_block(16, 16, 3, batchnorm, dropout) for _ in range(5)])  # 11, 9, 7, 5, 3; 24
+        # 11, 9, 7, 5, 3; 24
+        self.blocks = nn.Sequential(*[conv_block(16, 16, 3, batchnorm, dropout) for _ in range(5)])
         self.gap = nn.AdaptiveAvgPool2d(1)                                     # 16 x 1 x 1, 28
         self.head = nn.Conv2d(16, 10, 1)                                       # 10 scores
 
@@ -124,10 +139,12 @@ class SmallNet(nn.Module):
 def layers_of(model:nn.Module, # a network taking `(N, 1, size, size)` images
               size:int=28, # width (= height) of the input image
              ) -> list[tuple[str, int, int, int]]:
-    "`(name, kernel, stride, output size)` of each convolution and pooling layer, in the order `model` runs them."
+    ("`(name, kernel, stride, output size)` of each convolution "
+     "and pooling layer, in the order `model` runs them.")
     named, rows = {m: n for n, m in model.named_modules()}, []
     def hook(m, inp, out):
-        k, s = (inp[0].shape[-1], 1) if isinstance(m, nn.AdaptiveAvgPool2d) else (m.kernel_size, m.stride)
+        k, s = (inp[0].shape[-1], 1) if isinstance(m, nn.AdaptiveAvgPool2d) else (m.kernel_size,
+                m.stride)
         k, s = (k[0] if isinstance(k, tuple) else k), (s[0] if isinstance(s, tuple) else s)
         rows.append((named[m].removesuffix('.0'), k, s, out.shape[-1]))
     kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)

@@ -19,19 +19,22 @@ def onecycle_per_epoch(model:nn.Module, # the network whose parameters it update
                        lr:float=0.1, # peak learning rate
                        epochs:int=15, # epochs of the run; the schedule is stepped once after each
                       ) -> tuple[torch.optim.SGD, OneCycleLR]:
-    "SGD with momentum and weight decay, and a `OneCycleLR` for the seed's loop, which steps its scheduler once per epoch."
+    ("SGD with momentum and weight decay, and a `OneCycleLR` for "
+     "the seed's loop, which steps its scheduler once per epoch.")
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     return opt, OneCycleLR(opt, max_lr=lr, total_steps=epochs + 1, pct_start=0.15)
 
 # %% ../nbs/06a_small_model.ipynb #sm0mflop
 def train_mflop(model:nn.Module, # a network taking `(N, 1, 28, 28)` images (with `Net`'s `summary`)
                ) -> float:
-    "Millions of operations to train on one image: three times (forward, two backward) twice its multiply-adds, as chapter 6 counts."
+    ("Millions of operations to train on one image: three times (forward, "
+     "two backward) twice its multiply-adds, as chapter 6 counts.")
     return 6 * model.summary(input_size=(1, 1, 28, 28)).total_mult_adds / 1e6
 
 # %% ../nbs/06a_small_model.ipynb #sm0profc
 PROFILE_GROUPS = [('augmentation', ('grid_sampler', 'affine_grid')), ('convolution', ('conv',)),
-                  ('BatchNorm', ('batch_norm',)), ('max-pool', ('max_pool',)), ('ReLU', ('relu', 'threshold')),
+                  ('BatchNorm', ('batch_norm',)), ('max-pool', ('max_pool',)), ('ReLU', ('relu',
+                          'threshold')),
                   ('optimizer', ('_foreach', 'sgd'))]
 
 def step_profile(model:nn.Module, # the network to profile (moved to channels-last, like the fast engine's)
@@ -39,14 +42,18 @@ def step_profile(model:nn.Module, # the network to profile (moved to channels-la
                  batch_size:int=256, # images per step
                  steps:int=10, # profiled steps (after three untimed ones)
                 ) -> dict[str, float]:
-    "Milliseconds per fast-engine training step in each group of `PROFILE_GROUPS`, in other operations, and outside them."
+    ("Milliseconds per fast-engine training step in each group of "
+     "`PROFILE_GROUPS`, in other operations, and outside them.")
     model.to(data.x_train.device, memory_format=torch.channels_last)
-    opt, gen = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), torch.Generator(data.x_train.device).manual_seed(0)
+    opt, gen = torch.optim.SGD(model.parameters(), lr=0.01,
+                               momentum=0.9), torch.Generator(data.x_train.device).manual_seed(0)
     def step():
-        idx = torch.randint(0, len(data.x_train), (batch_size,), device=data.x_train.device, generator=gen)
+        idx = torch.randint(0, len(data.x_train), (batch_size,), device=data.x_train.device,
+                            generator=gen)
         fast_step(model, opt, data.x_train[idx], data.y_train[idx], generator=gen)
     for _ in range(3): step()
-    os.environ.setdefault('KINETO_LOG_LEVEL', '5')  # the profiler's backend would print a line at every start and stop
+    # the profiler's backend would print a line at every start and stop
+    os.environ.setdefault('KINETO_LOG_LEVEL', '5')
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t = time.perf_counter()
         for _ in range(steps): step()
@@ -54,7 +61,8 @@ def step_profile(model:nn.Module, # the network to profile (moved to channels-la
     ms = dict.fromkeys([g for g, _ in PROFILE_GROUPS] + ['other operations'], 0.)
     for e in prof.key_averages():
         if not e.key.startswith('aten::'): continue
-        group = next((g for g, keys in PROFILE_GROUPS if any(k in e.key for k in keys)), 'other operations')
+        group = next((g for g, keys in PROFILE_GROUPS if any(k in e.key for k in keys)), 'other '
+                     'operations')
         ms[group] += e.self_cpu_time_total / 1e3 / steps
     ms['Python and dispatch'] = 1e3 * wall / steps - sum(ms.values())
     return ms

@@ -21,7 +21,8 @@ __all__ = ['get_device', 'seed_everything', 'get_correct_pred_count', 'History',
 def get_device() -> torch.device:
     "The best device here: CUDA, then Apple's MPS, then the CPU."
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+        return torch.device('mps')
     return torch.device('cpu')
 
 # %% ../nbs/02_training.ipynb #69434bbf
@@ -46,7 +47,8 @@ class History:
     train_acc: list = field(default_factory=list)  # training accuracy (%) per epoch
     test_losses: list = field(default_factory=list)  # test loss per epoch
     test_acc: list = field(default_factory=list)  # test accuracy (%) per epoch
-    seconds: list = field(default_factory=list)  # wall time since the run started, at the end of each epoch
+    # wall time since the run started, at the end of each epoch
+    seconds: list = field(default_factory=list)
 
 # %% ../nbs/02_training.ipynb #627fd957
 def history_of(model:nn.Module, # the network whose history we want
@@ -67,9 +69,12 @@ def check_loss(loss:float, # the loss of one batch
               ):
     "Raise `LossNotFiniteError` if `loss` is NaN or infinite, saying where and what to try."
     if math.isfinite(loss): return
-    where = ' '.join(s for s in [f'in epoch {epoch}' if epoch else '', f'at batch {batch}' if batch is not None else ''] if s)
-    raise LossNotFiniteError(f"the training loss became {loss} {where}", "the weights are no longer usable. Lower the "
-                             "learning rate (e.g. by 10x), check that the inputs are normalised, or resume from the last good checkpoint")
+    where = ' '.join(s for s in [f'in epoch {epoch}' if epoch else '', f'at batch {batch}'
+                                 if batch is not None else ''] if s)
+    raise LossNotFiniteError(f"the training loss became {loss} {where}", "the weights are no "
+                             "longer usable. Lower the "
+                             "learning rate (e.g. by 10x), check that the inputs are "
+                             "normalised, or resume from the last good checkpoint")
 
 # %% ../nbs/02_training.ipynb #60ecda18
 def train(model:nn.Module, # the network to train
@@ -83,7 +88,9 @@ def train(model:nn.Module, # the network to train
          ) -> tuple[list, list]:
     "Train `model` for one epoch; append and return `(train_acc, train_losses)` of its history."
     h = history if history is not None else history_of(model)
-    if len(train_loader) == 0: raise ValueError("the training loader yields no batches: give it a dataset with at least one image")
+    if len(train_loader) == 0:
+        raise ValueError("the training loader yields no batches: "
+                         "give it a dataset with at least one image")
     model.train()
     pbar = tqdm(train_loader, mininterval=1, leave=True, disable=not progress)
     train_loss = correct = processed = 0
@@ -98,7 +105,8 @@ def train(model:nn.Module, # the network to train
         optimizer.step()
         correct += get_correct_pred_count(pred, target)
         processed += len(data)
-        pbar.set_description(f'Train: Loss={loss.item():0.4f} Batch_id={batch_idx} Accuracy={100*correct/processed:0.2f}', refresh=False)
+        pbar.set_description(f'Train: Loss={loss.item():0.4f} Batch_id={batch_idx} '
+                             f'Accuracy={100*correct/processed:0.2f}', refresh=False)
     h.train_acc.append(100 * correct / processed)
     h.train_losses.append(train_loss / len(train_loader))
     return h.train_acc, h.train_losses
@@ -111,9 +119,12 @@ def test(model:nn.Module, # the network to evaluate
          history:History|None=None, # where to append the metrics; default: `history_of(model)`
          progress:bool=True, # print the summary line
         ) -> tuple[list, list]:
-    "Evaluate `model` on `test_loader`; print the seed's summary line; append and return `(test_acc, test_losses)`."
+    ("Evaluate `model` on `test_loader`; print the seed's summary "
+     "line; append and return `(test_acc, test_losses)`.")
     h = history if history is not None else history_of(model)
-    if len(test_loader.dataset) == 0: raise ValueError("the test loader holds no images: give it a dataset with at least one image")
+    if len(test_loader.dataset) == 0:
+        raise ValueError("the test loader holds no images: give "
+                         "it a dataset with at least one image")
     model.eval()
     test_loss = correct = 0
     with torch.no_grad():
@@ -126,7 +137,9 @@ def test(model:nn.Module, # the network to evaluate
     test_loss /= n
     h.test_acc.append(100. * correct / n)
     h.test_losses.append(test_loss)
-    if progress: print(f'Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{n} ({100. * correct / n:.2f}%)\n')
+    if progress:
+        print(f'Test set: Average loss: {test_loss:.4f}, Accuracy: '
+              f'{correct}/{n} ({100. * correct / n:.2f}%)\n')
     return h.test_acc, h.test_losses
 
 # %% ../nbs/02_training.ipynb #979f0500
@@ -157,8 +170,10 @@ def fit(model:nn.Module, # the network to train
         checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
         progress:bool=True, # print each epoch's progress bar and test line
        ) -> History:
-    "The seed's loop: `epochs` times `train`, `test`, `scheduler.step()`; returns the model's history."
-    if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a positive whole number, got {epochs!r}")
+    ("The seed's loop: `epochs` times `train`, `test`, "
+     "`scheduler.step()`; returns the model's history.")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive whole number, got {epochs!r}")
     optimizer = optimizer or s5_optimizer(model)
     scheduler = scheduler or s5_scheduler(optimizer)
     h, state = history_of(model), dict(model=model, optimizer=optimizer, scheduler=scheduler)

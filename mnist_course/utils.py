@@ -12,7 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
-from .data import (display_data, data_dir, atomic_write, get_datasets, get_loaders, s5_train_transforms,
+from .data import (display_data, data_dir, atomic_write, get_datasets, get_loaders,
+                               s5_train_transforms,
                                s5_test_transforms, subset)
 from .model import Net
 from .training import History, fit, seed_everything
@@ -37,19 +38,24 @@ def save_trained(path:Path, # where to save, e.g. `model_cache_path(...)`
                  model:nn.Module, # the trained network
                  history:History, # its metrics
                 ) -> Path:
-    "Save `model`'s weights (on the CPU) and `history` atomically, in the form `load_or_train` loads."
+    ("Save `model`'s weights (on the CPU) and `history` "
+     "atomically, in the form `load_or_train` loads.")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(history)), f))
+    return atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(history)),
+                                                   f))
 
 def _load_saved(path:Path, device:torch.device) -> Net|None:
-    "The saved model at `path` with its history, or None (saying why) when there is none or it cannot be used."
+    ("The saved model at `path` with its history, or None "
+     "(saying why) when there is none or it cannot be used.")
     if not path.is_file(): return None
     try:
         saved = torch.load(path, map_location='cpu', weights_only=True)
-        model = Net(); model.load_state_dict(saved['state_dict'])
+        model = Net()
+        model.load_state_dict(saved['state_dict'])
     except Exception as e:
-        print(f"the saved model {path.name} cannot be used ({type(e).__name__}): training it again"); return None
+        print(f"the saved model {path.name} cannot be used ({type(e).__name__}): training it again")
+        return None
     model.history = History(**saved['history'])
     print(f"loaded the trained model {path.name} from the course cache (no training needed)")
     return model.to(device)
@@ -62,8 +68,10 @@ def load_or_train(train_loader, # the S5 training loader
                   seed:int=1, # seeds the weights and the batches
                   root=None, # the course cache folder (see `data_dir`)
                  ) -> Net:
-    "A `Net` trained with `fit` for `epochs`: loaded from the course cache if saved there, else trained and saved."
-    path = model_cache_path('Net', 's5', seed, epochs, len(train_loader.dataset), len(test_loader.dataset), root)
+    ("A `Net` trained with `fit` for `epochs`: loaded from the "
+     "course cache if saved there, else trained and saved.")
+    path = model_cache_path('Net', 's5', seed, epochs, len(train_loader.dataset),
+                            len(test_loader.dataset), root)
     model = _load_saved(path, device)
     if model is not None: return model
     seed_everything(seed)
@@ -76,7 +84,8 @@ def load_or_train(train_loader, # the S5 training loader
 def s5_loaders(quick:bool=False, # subsets of 2,000 training and 1,000 test images, loaded in the main process
               ) -> tuple:
     "The S5 training and test loaders of chapters 3 and 4."
-    train_ds, test_ds = get_datasets(train_tfms=s5_train_transforms(), test_tfms=s5_test_transforms())
+    train_ds, test_ds = get_datasets(train_tfms=s5_train_transforms(),
+                                     test_tfms=s5_test_transforms())
     if quick: train_ds, test_ds = subset(train_ds, 2000), subset(test_ds, 1000)
     return get_loaders(train_ds, test_ds, num_workers=0 if quick else 2)
 
@@ -86,12 +95,17 @@ def display_model_stats(train_loss:list, # mean training loss per epoch
                         test_loss:list, # test loss per epoch
                         test_accuracy:list, # test accuracy (%) per epoch
                        ) -> plt.Figure:
-    "The seed's 2x2 figure: Training Loss, Training Accuracy, Test Loss, Test Accuracy, per epoch (from 1)."
+    ("The seed's 2x2 figure: Training Loss, Training Accuracy, "
+     "Test Loss, Test Accuracy, per epoch (from 1).")
     fig, axs = plt.subplots(2, 2, figsize=(15, 10))
     for ax, values, title in [(axs[0, 0], train_loss, 'Training Loss'), (axs[1, 0], train_accuracy, 'Training Accuracy'),
-                              (axs[0, 1], test_loss, 'Test Loss'), (axs[1, 1], test_accuracy, 'Test Accuracy')]:
-        ax.plot(range(1, len(values) + 1), [float(v) for v in values], marker='o' if len(values) < 30 else None)
-        ax.set_title(title); ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                              (axs[0, 1], test_loss, 'Test Loss'), (axs[1, 1], test_accuracy,
+                                      'Test Accuracy')]:
+        ax.plot(range(1, len(values) + 1), [float(v) for v in values], marker='o'
+                if len(values) < 30 else None)
+        ax.set_title(title)
+        ax.set_xlabel('epoch')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 # %% ../nbs/03_evaluation.ipynb #67e5c566
@@ -112,7 +126,8 @@ def get_predictions(model:nn.Module, # trained network returning log-probabiliti
     with torch.no_grad():
         for data, target in loader:
             out = model(data.to(device)).float().cpu()
-            preds.append(out.argmax(1)); targets.append(target)
+            preds.append(out.argmax(1))
+            targets.append(target)
             losses.append(F.nll_loss(out, target, reduction='none'))
     return Predictions(torch.cat(preds), torch.cat(targets), torch.cat(losses))
 
@@ -122,8 +137,11 @@ def confusion_matrix(preds:torch.Tensor, # predicted classes
                      num_classes:int=10, # how many classes there are
                     ) -> torch.Tensor:
     "Counts `cm[t, p]` of items of true class `t` predicted as `p`."
-    if preds.shape != targets.shape: raise ValueError(f"preds and targets differ in shape: {tuple(preds.shape)} vs {tuple(targets.shape)}")
-    return torch.bincount(targets.long() * num_classes + preds.long(), minlength=num_classes**2).reshape(num_classes, num_classes)
+    if preds.shape != targets.shape:
+        raise ValueError(f"preds and targets differ in shape: "
+                         f"{tuple(preds.shape)} vs {tuple(targets.shape)}")
+    return torch.bincount(targets.long() * num_classes + preds.long(),
+                          minlength=num_classes**2).reshape(num_classes, num_classes)
 
 # %% ../nbs/03_evaluation.ipynb #53d26096
 def plot_confusion_matrix(cm:torch.Tensor, # square matrix of counts
@@ -137,8 +155,11 @@ def plot_confusion_matrix(cm:torch.Tensor, # square matrix of counts
         for q in range(n):
             if cm[t, q]: ax.text(q, t, int(cm[t, q]), ha='center', va='center', fontsize=8,
                                  color='white' if t == q else 'black')
-    ax.set_xticks(range(n)); ax.set_yticks(range(n))
-    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(title)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    ax.set_title(title)
     return fig
 
 # %% ../nbs/03_evaluation.ipynb #c4b697bc
@@ -154,8 +175,11 @@ def plot_per_class_accuracy(acc:torch.Tensor, # accuracy (%) per class
     fig, ax = plt.subplots(figsize=(6, 2.8))
     colours = ['indianred' if i == int(acc.argmin()) else 'steelblue' for i in range(len(acc))]
     ax.bar(range(len(acc)), acc.tolist(), color=colours)
-    ax.set_ylim(max(0, float(acc.min()) - 5), 100); ax.set_xticks(range(len(acc)))
-    ax.set_xlabel('digit'); ax.set_ylabel('accuracy (%)'); ax.set_title('Per-class test accuracy')
+    ax.set_ylim(max(0, float(acc.min()) - 5), 100)
+    ax.set_xticks(range(len(acc)))
+    ax.set_xlabel('digit')
+    ax.set_ylabel('accuracy (%)')
+    ax.set_title('Per-class test accuracy')
     return fig
 
 # %% ../nbs/04_error_analysis.ipynb #df31e737
