@@ -39,22 +39,17 @@ __all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'C
 
 # %% ../nbs/08_cli.ipynb #773f909e
 RECIPES = {  # per recipe, each model's defaults (Net2 takes Net's)
-    # chapter 6: in-memory data, batched augmentation, bf16, one-cycle
-    'fast': {'Net': dict(epochs=6, lr=0.05, batch_size=128),
-             # chapter 6a: BatchNorm allows the higher peak
-             'SmallNet': dict(epochs=6, lr=0.2, batch_size=256)},
-    # the seed: DataLoader, per-image transforms, SGD + StepLR
-    's5':   {'Net': dict(epochs=20, lr=0.01, batch_size=512),
-             # chapter 6a: the seed's loop, one-cycle stepped per epoch
-             'SmallNet': dict(epochs=15, lr=0.1, batch_size=128)},
+    'fast': {'Net': dict(epochs=6, lr=0.05, batch_size=128),       # chapter 6: in-memory data, batched augmentation, bf16, one-cycle
+             'SmallNet': dict(epochs=6, lr=0.2, batch_size=256)},  # chapter 6a: BatchNorm allows the higher peak
+    's5':   {'Net': dict(epochs=20, lr=0.01, batch_size=512),      # the seed: DataLoader, per-image transforms, SGD + StepLR
+             'SmallNet': dict(epochs=15, lr=0.1, batch_size=128)}, # chapter 6a: the seed's loop, one-cycle stepped per epoch
 }
 MODELS = {'Net': Net, 'Net2': Net2, 'SmallNet': SmallNet}
 
 def recipe_for(recipe:str, # 'fast' or 's5'
                model:str, # a name in `MODELS`
               ) -> dict:
-    ("The default epochs, learning rate and batch size of "
-     "`recipe` for `model` (empty if either is unknown).")
+    "The default epochs, learning rate and batch size of `recipe` for `model` (empty if either is unknown)."
     r = RECIPES.get(recipe, {})
     return dict(r.get(model, r.get('Net', {}))) if model in MODELS else {}
 
@@ -63,21 +58,15 @@ def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:
     "The device called `name`, checked to exist here; 'auto' picks the best one."
     if name in (None, '', 'auto'): return get_device()
     try: dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    except RuntimeError: raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here "
-                         "(torch.cuda.is_available() is False): use --device cpu, "
-                         "or install a CUDA build of PyTorch on a GPU machine")
+                         "(torch.cuda.is_available() is False): use --device cpu, or install a CUDA build of PyTorch on a GPU machine")
     if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None)
-                                  and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for, but Apple's MPS "
-                         "is not available here: use --device cpu")
-    if dev.type not in ('cpu', 'cuda', 'mps'):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was asked for, but Apple's MPS is not available here: use --device cpu")
+    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
     return dev
 
 # %% ../nbs/08_cli.ipynb #dc0499d2
@@ -152,67 +141,49 @@ def _command(out:Path, cfg:dict, resume:bool=False, **changes) -> str:
 
 # %% ../nbs/08_cli.ipynb #5ab820d0
 def _new_config(given:dict) -> dict:
-    ("The options of a new run: the given ones, else the "
-     "recipe's; checked before anything is written.")
-    cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast', seed=1
-               if given['seed'] is None else given['seed'],
+    "The options of a new run: the given ones, else the recipe's; checked before anything is written."
+    cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast', seed=1 if given['seed'] is None else given['seed'],
                lr_changes=[])
     r = recipe_for(cfg['recipe'], cfg['model'])
     for k in ('epochs', 'lr', 'batch_size'):
         if cfg[k] is None: cfg[k] = r.get(k)
-    _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'],
-                cfg['n_train'], cfg['n_test'])
+    _check_args(cfg['model'], cfg['recipe'], cfg['epochs'], cfg['lr'], cfg['batch_size'], cfg['n_train'], cfg['n_test'])
     return cfg
 
 def _run_config(out:Path, resume:bool, given:dict) -> dict:
-    ("The run's options: from the checkpoint when resuming (given "
-     "ones must agree; `--lr` may drop after a divergence).")
+    "The run's options: from the checkpoint when resuming (given ones must agree; `--lr` may drop after a divergence)."
     ckpt_path = out/CHECKPOINT
     if (out/'metrics.json').exists():
-        raise FileExistsError(f"{out} already holds a training run (metrics.json "
-                              f"and the other artefacts): choose another --out, "
+        raise FileExistsError(f"{out} already holds a training run (metrics.json and the other artefacts): choose another --out, "
                               "or delete that folder first")
     if ckpt_path.exists() and not ckpt_path.is_file():
-        raise RunFolderError(f"{ckpt_path} is a folder, not a checkpoint: "
-                             f"move it out of {out}, or choose another --out")
+        raise RunFolderError(f"{ckpt_path} is a folder, not a checkpoint: move it out of {out}, or choose another --out")
     if not resume:
-        if ckpt_path.exists():
-            raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add "
-                                  f"--resume to continue it, or choose another --out")
+        if ckpt_path.exists(): raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add --resume to continue it, or choose another --out")
         return _new_config(given)
-    ck = load_checkpoint(ckpt_path)
-    saved = ck['config']
+    ck = load_checkpoint(ckpt_path); saved = ck['config']
     clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and v != saved.get(k)}
     if clash and not (set(clash) == {'lr'} and saved.get('diverged')):
         why = " (--lr may change only to resume a run stopped by a NaN loss)" if 'lr' in clash else ''
-        raise ValueError(f"the run in {out} was started with "
-                         + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
+        raise ValueError(f"the run in {out} was started with " + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
                          + f": leave those options out to resume it as it was started{why}")
     if not clash: return saved
-    _check_args(saved['model'], saved['recipe'], saved['epochs'], given['lr'], saved['batch_size'],
-                saved['n_train'], saved['n_test'])
-    change = dict(after_epoch=ck['epoch'], lr_from=saved['lr'], lr_to=given['lr'],
-                  reason=saved['diverged'])
-    return dict(saved, lr=given['lr'], diverged=None, lr_changes=saved.get('lr_changes', [])
-                + [change])
+    _check_args(saved['model'], saved['recipe'], saved['epochs'], given['lr'], saved['batch_size'], saved['n_train'], saved['n_test'])
+    change = dict(after_epoch=ck['epoch'], lr_from=saved['lr'], lr_to=given['lr'], reason=saved['diverged'])
+    return dict(saved, lr=given['lr'], diverged=None, lr_changes=saved.get('lr_changes', []) + [change])
 
 # %% ../nbs/08_cli.ipynb #cli0lckc
 class _RunLock:
-    ("An exclusive POSIX lock (`lockf`) on `<out>/.lock` for the "
-     "life of a run; the kernel releases it when the process ends.")
+    "An exclusive POSIX lock (`lockf`) on `<out>/.lock` for the life of a run; the kernel releases it when the process ends."
     held = {}  # folder -> holder, in this process: POSIX locks do not exclude their own process
     def __init__(self, out:Path): self.out, self.f = out, None
     def _refuse(self, holder:str):
-        raise RunFolderError(f"{self.out} is in use by another mnist-course run "
-                             f"({holder}): wait for it to end, or choose another --out")
+        raise RunFolderError(f"{self.out} is in use by another mnist-course run ({holder}): wait for it to end, or choose another --out")
     def __enter__(self):
         self.key = self.out.resolve()
-        # before opening: a close would drop the lock
-        if self.key in _RunLock.held: self._refuse(_RunLock.held[self.key])
+        if self.key in _RunLock.held: self._refuse(_RunLock.held[self.key])  # before opening: a close would drop the lock
         try: self.f = open(self.out/LOCK, 'a+')
-        except OSError as e:
-            raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): "
-                                 f"choose an --out on a writable disk") from None
+        except OSError as e: raise RunFolderError(f"cannot write to {self.out} ({e.strerror}): choose an --out on a writable disk") from None
         if fcntl is not None:
             try: fcntl.lockf(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -223,26 +194,16 @@ class _RunLock:
                     self._refuse(holder)
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                     self.f.close()
-                    raise RunFolderError(f"cannot lock {self.out/LOCK} "
-                                         f"({e.strerror}): choose another --out") from None
-                print(f"note: {self.out} is on a file system without "
-                      f"POSIX locks ({e.strerror}), so nothing stops "
-                      "a second run from writing there too: start one run per folder",
-                      file=sys.stderr)
-        holder = _RunLock.held[self.key] = (f"pid {os.getpid()}, started "
-                                            f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
-        self.f.seek(0)
-        self.f.truncate()
-        self.f.write(holder)
-        self.f.flush()
+                    raise RunFolderError(f"cannot lock {self.out/LOCK} ({e.strerror}): choose another --out") from None
+                print(f"note: {self.out} is on a file system without POSIX locks ({e.strerror}), so nothing stops "
+                      "a second run from writing there too: start one run per folder", file=sys.stderr)
+        holder = _RunLock.held[self.key] = f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        self.f.seek(0); self.f.truncate(); self.f.write(holder); self.f.flush()
         return self
-    def __exit__(self, *exc):
-        _RunLock.held.pop(self.key, None)
-        self.f.close()
+    def __exit__(self, *exc): _RunLock.held.pop(self.key, None); self.f.close()
 
 def _tidy(out:Path):
-    ("Remove what a killed run left half-written in `out` (temporary "
-     "`.part` files, a staging folder); call under the lock.")
+    "Remove what a killed run left half-written in `out` (temporary `.part` files, a staging folder); call under the lock."
     for p in out.glob('.*.part'):
         if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
         else: p.unlink(missing_ok=True)
@@ -320,79 +281,59 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  precision:str=None, # fast recipe: auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION, else auto: bf16 where native)
                  progress:bool=True, # print progress bars and per-epoch lines
                 ) -> dict:
-    ("Train a model, checkpointing every epoch into `out`; write the "
-     "artefacts there and return their paths and final metrics.")
+    "Train a model, checkpointing every epoch into `out`; write the artefacts there and return their paths and final metrics."
     _check_paths(out, data)
-    out, given = Path(out), dict(model=model, recipe=recipe, epochs=epochs, lr=lr,
-                                 batch_size=batch_size,
+    out, given = Path(out), dict(model=model, recipe=recipe, epochs=epochs, lr=lr, batch_size=batch_size,
                                  seed=seed, n_train=n_train, n_test=n_test)
     new = None if resume else _new_config(given)  # every option checked before anything is written
     dev = resolve_device(device)
     how = _how(dev, data=data, device=device, nproc=nproc, backend=backend, precision=precision)
-    # one of torchrun's processes
-    if launched(): return _train_in_group(out, given, how, dev, resume, progress)
-    # one process needs no process group (and Apple's MPS has none)
-    if nproc != 1: pick_backend(dev, backend)
+    if launched(): return _train_in_group(out, given, how, dev, resume, progress)  # one of torchrun's processes
+    if nproc != 1: pick_backend(dev, backend)  # one process needs no process group (and Apple's MPS has none)
     if new: check_world(nproc, new['batch_size'], new['n_train'] or 60000, dev)
-    # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
-    fetch_mnist(data)
+    fetch_mnist(data)  # the data before the folder: a missing data set leaves nothing behind (it prints only problems)
     created = _make_out(out)
     try:
         with _RunLock(out):
             _tidy(out)
             cfg = dict(_run_config(out, resume, given), **how)
-            # a new run's was checked above
-            if resume: check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)
+            if resume: check_world(nproc, cfg['batch_size'], cfg['n_train'] or 60000, dev)  # a new run's was checked above
             _check_space(out, _space_needed(MODELS[cfg['model']]()))
             if nproc == 1: return _train_and_publish(out, cfg, dev, resume, progress)
         return _launch_group(out, dict(given, **how), resume, progress)  # rank 0 takes the lock
     finally:
-        if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out,
-                ignore_errors=True)  # nothing kept
+        if created and {p.name for p in out.iterdir()} <= {LOCK}: shutil.rmtree(out, ignore_errors=True)  # nothing kept
 
 # %% ../nbs/08_cli.ipynb #cli0grpc
 def _make_out(out:Path) -> bool:
-    ("Create the run folder `out` if needed (saying clearly "
-     "why it cannot be); return whether it was created.")
+    "Create the run folder `out` if needed (saying clearly why it cannot be); return whether it was created."
     created = not out.exists()
-    if not created and not out.is_dir():
-        raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
+    if not created and not out.is_dir(): raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
     try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunFolderError(f"cannot create the output folder {out} "
-                             f"({e.strerror}): choose another --out") from None
+    except OSError as e: raise RunFolderError(f"cannot create the output folder {out} ({e.strerror}): choose another --out") from None
     return created
 
 def _launch_group(out:Path, opts:dict, resume:bool, progress:bool) -> dict:
-    ("Run `mnist-course train` with `opts` in `opts['nproc']` "
-     "processes (chapter 8b); return what rank 0 wrote.")
-    args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items()
-                                      if v is not None]
+    "Run `mnist-course train` with `opts` in `opts['nproc']` processes (chapter 8b); return what rank 0 wrote."
+    args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items() if v is not None]
     launch(opts['nproc'], args + ['--resume'] * resume + ['--no-progress'] * (not progress))
     res = json.loads((out/'metrics.json').read_text())
     return dict(paths={n: out/n for n in ARTEFACTS}, final=res['final'], config=res['config'])
 
 def _train_in_group(out:Path, given:dict, how:dict, dev, resume:bool, progress:bool) -> dict|None:
-    ("One process of a group: join it; rank 0 takes the folder and "
-     "settles the run's options; all train; rank 0 publishes.")
+    "One process of a group: join it; rank 0 takes the folder and settles the run's options; all train; rank 0 publishes."
     g = join_group(dev, how['backend'])
     try:
-        # each machine's first process
-        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)
+        agree(lambda: fetch_mnist(how['data']) if g.local_rank == 0 else None)  # each machine's first process
         with contextlib.ExitStack() as held:
             def settle():  # rank 0, for all: under torchrun nothing was checked before the processes started
-                _make_out(out)
-                held.enter_context(_RunLock(out))
-                _tidy(out)
+                _make_out(out); held.enter_context(_RunLock(out)); _tidy(out)
                 cfg = _run_config(out, resume, given)
-                # processes on this machine
-                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))
-                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device,
-                            local)
+                local = int(os.environ.get('LOCAL_WORLD_SIZE', g.world_size))  # processes on this machine
+                check_world(g.world_size, cfg['batch_size'], cfg['n_train'] or 60000, g.device, local)
                 _check_space(out, _space_needed(MODELS[cfg['model']]()))
                 return cfg
-            # rank 0's options, or its error, everywhere
-            cfg = agree(settle if g.rank == 0 else lambda: None)
+            cfg = agree(settle if g.rank == 0 else lambda: None)  # rank 0's options, or its error, everywhere
             speak = progress and g.rank == 0
             return _train_and_publish(out, dict(cfg, **how), g.device, resume, speak, group=g)
     finally: dist.destroy_process_group()
@@ -462,39 +403,24 @@ def write_artefacts(out:Path, # existing folder
                     test_loader, # unshuffled test batches, for the misclassified grid
                     config:dict, # how the run was made, stored in metrics.json
                    ) -> dict:
-    ("Write metrics (CSV, JSON), figures (PNG) and weights into a "
-     "staging folder, then publish them into `out`, metrics.json last.")
+    "Write metrics (CSV, JSON), figures (PNG) and weights into a staging folder, then publish them into `out`, metrics.json last."
     stage = out/STAGING
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, test_loss=c, test_acc=d, seconds=e) for i,
-            (a, b, c, d, e) in
+    shutil.rmtree(stage, ignore_errors=True); stage.mkdir()
+    rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, test_loss=c, test_acc=d, seconds=e) for i, (a, b, c, d, e) in
             enumerate(zip(h.train_losses, h.train_acc, h.test_losses, h.test_acc, h.seconds))]
     final = dict(test_acc=h.test_acc[-1], test_loss=h.test_losses[-1], seconds=h.seconds[-1])
-    s = io.StringIO()
-    w = csv.DictWriter(s, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
+    s = io.StringIO(); w = csv.DictWriter(s, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
     blobs = {'metrics.csv': s.getvalue().encode(),
-             'metrics.json': json.dumps(dict(config=config, final=final, epochs=rows),
-                                        indent=2).encode()}
+             'metrics.json': json.dumps(dict(config=config, final=final, epochs=rows), indent=2).encode()}
     with matplotlib.rc_context({'backend': 'Agg'}):
-        figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc, h.test_losses,
-                                                 h.test_acc),
+        figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc, h.test_losses, h.test_acc),
                 'misclassified.png': plot_test_incorrect_predictions(get_incorrect_test_predictions(net, device, test_loader))}
         for name, fig in figs.items():
-            b = io.BytesIO()
-            fig.savefig(b, format='png', dpi=80, bbox_inches='tight')
-            plt.close(fig)
-            blobs[name] = b.getvalue()
-    b = io.BytesIO()
-    torch.save({'model': type(net).__name__, 'state_dict': {k: v.cpu() for k,
-                                                            v in net.state_dict().items()}}, b)
+            b = io.BytesIO(); fig.savefig(b, format='png', dpi=80, bbox_inches='tight'); plt.close(fig); blobs[name] = b.getvalue()
+    b = io.BytesIO(); torch.save({'model': type(net).__name__, 'state_dict': {k: v.cpu() for k, v in net.state_dict().items()}}, b)
     blobs['model.pt'] = b.getvalue()
-    # in memory first: a full disk is an OSError
-    for name in ARTEFACTS: atomic_write(stage/name, lambda f: f.write(blobs[name]))
-    # publish; metrics.json, the "finished" marker, last
-    for name in ARTEFACTS: os.replace(stage/name, out/name)
+    for name in ARTEFACTS: atomic_write(stage/name, lambda f: f.write(blobs[name]))  # in memory first: a full disk is an OSError
+    for name in ARTEFACTS: os.replace(stage/name, out/name)  # publish; metrics.json, the "finished" marker, last
     stage.rmdir()
     return dict(paths={n: out/n for n in ARTEFACTS}, final=final, config=config)
 
@@ -616,45 +542,32 @@ def run_bench(steps:int=10, # timed steps per path per round
               json_out:str=None, # also write the results to this JSON file
               progress:bool=True, # print progress
              ) -> dict:
-    ("Per model: images/s, GFLOP/s and share of this machine's matrix-multiply "
-     "ceiling beside the seed recipe; time to 99.4% from the command's start.")
+    "Per model: images/s, GFLOP/s and share of this machine's matrix-multiply ceiling beside the seed recipe; time to 99.4% from the command's start."
     names = [m.strip() for m in str(models).split(',') if m.strip()]
-    if not names or any(m not in MODELS for m in names):
-        raise ValueError(f"--models must name models from {', '.join(MODELS)}, "
-                         f"separated by commas; got {models!r}")
+    if not names or any(m not in MODELS for m in names): raise ValueError(f"--models must name models from {', '.join(MODELS)}, separated by commas; got {models!r}")
     if not all(isinstance(v, int) and v >= lo for v, lo in ((steps, 1), (rounds, 1), (runs, 0))):
-        raise ValueError(f"--steps and --rounds must be whole numbers of at least 1 and "
-                         f"--runs of at least 0, got {steps!r}, {rounds!r} and {runs!r}")
+        raise ValueError(f"--steps and --rounds must be whole numbers of at least 1 and --runs of at least 0, got {steps!r}, {rounds!r} and {runs!r}")
     if json_out: _check_json_out(json_out)  # before the benchmark runs, not after
-    dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None))
-    seed_everything(0)
+    dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None)); seed_everything(0)
     dtype = pick_precision(dev, precision)  # a bad --precision is refused before any measurement
     ceiling = {_name(d): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
     rates = _throughput(data, dev, dtype, names, steps, rounds, say)
     res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__,
-               threads=torch.get_num_threads(), ceiling_gflops=ceiling,
-               seed_images_per_s=rates['seed'], models={})
-    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} "
-        f"GFLOP/s float32, {ceiling['bfloat16']:.0f} bfloat16; "
+               threads=torch.get_num_threads(), ceiling_gflops=ceiling, seed_images_per_s=rates['seed'], models={})
+    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, {ceiling['bfloat16']:.0f} bfloat16; "
         f"seed recipe (Net): {rates['seed']:,.0f} images/s")
     for m in names:
         r = res['models'][m] = _model_figures(m, rates[m], rates['seed'], ceiling)
-        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} "
-            f"images/s, {r['gflops']:.1f} GFLOP/s = "
-            f"{100 * r['ceiling_fraction'][res['precision']]:.1f}% of the "
-            f"{res['precision']} ceiling; {r['times_seed_recipe']:.2f}x the seed recipe")
+        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} images/s, {r['gflops']:.1f} GFLOP/s = "
+            f"{100 * r['ceiling_fraction'][res['precision']]:.1f}% of the {res['precision']} ceiling; {r['times_seed_recipe']:.2f}x the seed recipe")
     for m in names if runs else []:
         with tempfile.TemporaryDirectory() as tmp:
             r = res['models'][m]
             for seed in range(1, runs + 1):
-                r['runs'].append(_end_to_end(m, seed, data, dev, {'float32': 'fp32',
-                        'bfloat16': 'bf16'}[res['precision']], Path(tmp)/f'seed{seed}'))
-                say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a,
-                                                      s in zip(r['runs'][-1]['test_acc'],
-                                                              r['runs'][-1]['seconds'])))
+                r['runs'].append(_end_to_end(m, seed, data, dev, {'float32': 'fp32', 'bfloat16': 'bf16'}[res['precision']], Path(tmp)/f'seed{seed}'))
+                say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a, s in zip(r['runs'][-1]['test_acc'], r['runs'][-1]['seconds'])))
         r['median_seconds_to_99_4'], r['spread_seconds_to_99_4'] = _median_and_spread([x['seconds_to_99_4'] for x in r['runs']])
-        say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's "
-            f"start (median of {runs}; range {r['spread_seconds_to_99_4']})")
+        say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's start (median of {runs}; range {r['spread_seconds_to_99_4']})")
     if json_out: atomic_write(Path(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
     return res
 
@@ -752,43 +665,29 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         ) -> int:
     "The `mnist-course` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ('-h', '--help'):
-        print(_usage())
-        return 0
-    if argv[0] in ('-V', '--version'):
-        print(f"mnist-course {__version__}")
-        return 0
+    if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
+    if argv[0] in ('-V', '--version'): print(f"mnist-course {__version__}"); return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr)
-        return 2
+        print(f"{_usage()}\n\nmnist-course: error: unknown subcommand {name!r}", file=sys.stderr); return 2
     args = vars(_parser(name).parse_args(rest))
     for k in ('pdb', 'xtra'): args.pop(k, None)
-    # in a process group rank 0 speaks; the others report only their own faults
-    rank = int(os.environ['RANK']) if launched() else 0
+    rank = int(os.environ['RANK']) if launched() else 0  # in a process group rank 0 speaks; the others report only their own faults
     say = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
     try:
         with _sigterm_as_interrupt() as got:
             res = COMMANDS[name](**args)
     except GroupFailed as e:  # the failing process has said what happened and how to go on
-        print(f"mnist-course {name}: {e}", file=sys.stderr)
-        return e.exitcode if e.exitcode > 0 else 1
-    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError,
-            ChildProcessError) as e:
-        print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}",
-              file=sys.stderr)
-        return 2
+        print(f"mnist-course {name}: {e}", file=sys.stderr); return e.exitcode if e.exitcode > 0 else 1
+    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError, ChildProcessError) as e:
+        print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}", file=sys.stderr); return 2
     except LossNotFiniteError as e:
-        say(f"mnist-course {name}: error: {e}")
-        return 3
+        say(f"mnist-course {name}: error: {e}"); return 3
     except KeyboardInterrupt as e:
-        say(f"\nmnist-course {name}: "
-            f"{str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}")
+        say(f"\nmnist-course {name}: {str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}")
         return 143 if got else 130
-    # under --nproc the launcher reports
-    if name == 'train' and res is not None and not os.environ.get('MNIST_COURSE_LAUNCHER'):
-        print(f"final test accuracy {res['final']['test_acc']:.2f}% "
-              f"after {res['final']['seconds']:.0f} s of training")
+    if name == 'train' and res is not None and not os.environ.get('MNIST_COURSE_LAUNCHER'):  # under --nproc the launcher reports
+        print(f"final test accuracy {res['final']['test_acc']:.2f}% after {res['final']['seconds']:.0f} s of training")
         print(f"artefacts written to {Path(args['out']).resolve()}:")
         for p in res['paths'].values(): print(f"  {p.name}")
     return 0

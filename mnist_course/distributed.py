@@ -181,35 +181,27 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, built fro
                  progress:bool=True, # progress bars and per-epoch lines (give True on rank 0 only)
                  checkpointer=None, # a `GroupCheckpointer`: saves on rank 0, restores everywhere
                 ) -> History:
-    ("`fast_fit` on a process group: the same run as one process with "
-     "the same global batch and seed, its work split between the ranks.")
+    "`fast_fit` on a process group: the same run as one process with the same global batch and seed, its work split between the ranks."
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
     dtype, h = pick_precision(dev, precision), history_of(model)
     seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.to(dev, memory_format=torch.channels_last)
-    # as fast_fit
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
-                       pct_start=0.25)
+    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)  # as fast_fit
+    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size), pct_start=0.25)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
-    # checks all ranks start from the same weights
-    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
+    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)  # checks all ranks start from the same weights
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs,
-                                           batch_size, dtype, progress)
+        tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs, batch_size, dtype, progress)
         test_loss, test_acc = ddp_evaluate(model, data.x_test, data.y_test, group, dtype)
-        h.train_losses.append(tot_loss / n)
-        h.train_acc.append(100 * correct / n)
-        h.test_losses.append(test_loss)
-        h.test_acc.append(test_acc)
+        h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
+        h.test_losses.append(test_loss); h.test_acc.append(test_acc)
         h.seconds.append(time.perf_counter() - start)
         if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss {test_loss:.4f}, '
-                           f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} '
-                           f's ({group.world_size} processes)')
+                           f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s ({group.world_size} processes)')
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
     return h
 

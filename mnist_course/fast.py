@@ -239,31 +239,24 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
              label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (chapter 6a tries it)
             ) -> History:
-    ("Train `model` on `data` with the fast recipe; append "
-     "per-epoch metrics to its history and return it.")
+    "Train `model` on `data` with the fast recipe; append per-epoch metrics to its history and return it."
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
-    dtype, h = pick_precision(dev, precision), (history if history is not None
-                                                else history_of(model))
+    dtype, h = pick_precision(dev, precision), (history if history is not None else history_of(model))
     if seed is not None: seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(torch.initial_seed() if seed is None else seed)
     model.to(dev, memory_format=torch.channels_last)
-    # OneCycleLR cycles the momentum
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
-                       pct_start=0.25)
+    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)  # OneCycleLR cycles the momentum
+    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size), pct_start=0.25)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size,
-                                       dtype, augment_data, progress,
+        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size, dtype, augment_data, progress,
                                        label_smoothing)
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, dtype)
-        h.train_losses.append(tot_loss / n)
-        h.train_acc.append(100 * correct / n)
-        h.test_losses.append(test_loss)
-        h.test_acc.append(test_acc)
+        h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
+        h.test_losses.append(test_loss); h.test_acc.append(test_acc)
         h.seconds.append(time.perf_counter() - start)
         if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss {test_loss:.4f}, '
                            f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s')
