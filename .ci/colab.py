@@ -25,10 +25,12 @@ def badge(nb_name: str) -> str:
 def install_cell() -> str:
     url, branch = settings()
     return ("#| hide\n"
-            "# Colab, or a Jupyter without the course package: install it from the course's repository (a no-op where it is installed)\n"
+            "# Colab, or a Jupyter without the course package: install it\n"
+            "# from the course's repository (a no-op where it is installed)\n"
             "import importlib, importlib.util, subprocess, sys\n"
             "if importlib.util.find_spec('mnist_course') is None:\n"
-            f"    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', 'git+{url}@{branch}'], check=True)\n"
+            "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',\n"
+            f"                    'git+{url}@{branch}'], check=True)\n"
             "    importlib.invalidate_caches()")
 
 def chapters(): return sorted(p for p in (REPO/'nbs').glob('[0-9]*.ipynb'))
