@@ -158,9 +158,8 @@ def save(self:Checkpointer, epoch:int, # epochs completed
         save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator,
                         self.config)
     except OSError as e:
-        kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else ("there is no "
-                                                                                   "earlier "
-                                                                                   "checkpoint")
+        kept = (f"the checkpoint of epoch {self.epoch} is kept" if self.epoch
+                else "there is no earlier checkpoint")
         raise CheckpointWriteError(f"could not write the checkpoint of epoch "
                                    f"{epoch} to {self.path} ({e.strerror or e})", kept) from None
     self.epoch = epoch

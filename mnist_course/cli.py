@@ -383,11 +383,12 @@ def _how_to_go_on(what:str, out:Path, cfg:dict, ckpt:Checkpointer, fix:str='',
     lower = f"{cfg['lr'] / 10:g}"
     lowered = ' with a 10x lower learning rate' if diverged else ''
     if not ckpt.epoch:
-        kept, step = "no epoch had finished, so nothing was saved", f"start again{lowered or ' with'}: " + _command(out, cfg, **({'lr': lower} if diverged else {}))
+        kept, step = ("no epoch had finished, so nothing was saved",
+                      f"start again{lowered or ' with'}: "
+                      + _command(out, cfg, **({'lr': lower} if diverged else {})))
     elif ckpt.epoch >= cfg['epochs']:
-        kept, step = f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}", (f"write the artefacts "
-                                                                          f"with: "
-                                                                          f"{_command(out, cfg, resume=True)}")
+        kept, step = (f"all {ckpt.epoch} epochs are in {out/CHECKPOINT}",
+                      f"write the artefacts with: {_command(out, cfg, resume=True)}")
     else:
         kept = f"the checkpoint of epoch {ckpt.epoch} is kept in {out/CHECKPOINT}"
         step = f"continue{lowered or ' with'}: " + _command(out, cfg, resume=True, **({'lr': lower}

@@ -38,7 +38,7 @@ def rank_share(n:int, # images in the global batch
 
 # %% ../nbs/08b_distributed.ipynb #dd0drc
 def augment_draws(n:int, # images in the global batch
-                  generator:torch.Generator, # the augmentation's generator, in the same state on every rank
+                  generator:torch.Generator, # the augmentation's generator, alike on every rank
                   device:torch.device, # where the generator lives
                   degrees:float=15., # as `augment`
                   p_crop:float=0.1, # as `augment`
@@ -48,16 +48,16 @@ def augment_draws(n:int, # images in the global batch
     return angles, torch.rand(n, generator=generator, device=device) < p_crop
 
 # %% ../nbs/08b_distributed.ipynb #dd0stc
-def ddp_step(model:torch.nn.Module, # the network wrapped in `DistributedDataParallel` (or not, in one process)
+def ddp_step(model:torch.nn.Module, # the network in DDP's wrapper (or not, in one process)
              opt:torch.optim.Optimizer, # its optimizer
              xb:torch.Tensor, # this rank's share of the global batch: `uint8` images
              yb:torch.Tensor, # their labels
              share:slice, # where the share sits in the global batch (`rank_share`)
              n:int, # images in the global batch
              world_size:int, # processes in the group
-             generator:torch.Generator, # the augmentation's generator, in the same state on every rank
+             generator:torch.Generator, # the augmentation's generator, alike on every rank
              dtype:torch.dtype=torch.float32, # autocast precision
-             where:tuple=(None, None), # `(epoch, batch)`, for the message when the loss is not finite
+             where:tuple=(None, None), # `(epoch, batch)`, for the message if the loss is not finite
             ) -> tuple[float, float]:
     ("One step on this rank's share of a global batch; returns "
      "the global batch's summed loss and right answers.")
@@ -93,7 +93,7 @@ def ddp_fast_epoch(model:torch.nn.Module, # the network wrapped in `DistributedD
                    data:MNISTTensors, # from `load_tensors`: every rank holds all the images
                    opt:torch.optim.Optimizer, # its optimizer
                    sched, # stepped after every batch
-                   generator:torch.Generator, # order and augmentation, in the same state on every rank
+                   generator:torch.Generator, # order and augmentation, in one state on every rank
                    group:Group, # this process's place in the group
                    epoch:int, # this epoch's number, for the progress bar and messages
                    epochs:int, # the run's number of epochs
@@ -169,39 +169,42 @@ class GroupCheckpointer(Checkpointer):
         return Checkpointer.restore(self, _unwrap(model), **kwargs)
 
 # %% ../nbs/08b_distributed.ipynb #dd0fic
-def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, built from the same seed on every rank
+def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed on every rank
                  data:MNISTTensors, # from `load_tensors`, on this rank's device
                  group:Group, # this process's place in the group (`join_group`)
                  epochs:int=6, # passes over the training set
                  batch_size:int=128, # the global batch, split between the ranks
-                 lr:float=0.05, # peak learning rate of the one-cycle schedule (for the global batch)
+                 lr:float=0.05, # peak learning rate of the one-cycle schedule (global batch)
                  weight_decay:float=5e-4, # L2 penalty on the weights
-                 precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
-                 seed:int=1, # the same on every rank: the same order of images and augmentation everywhere
+                 precision:str|None=None, # as `fast_fit`'s: 'auto', 'fp32' or 'bf16'
+                 seed:int=1, # the same on every rank: the same order of images and augmentation
                  progress:bool=True, # progress bars and per-epoch lines (give True on rank 0 only)
                  checkpointer=None, # a `GroupCheckpointer`: saves on rank 0, restores everywhere
                 ) -> History:
-    "`fast_fit` on a process group: the same run as one process with the same global batch and seed, its work split between the ranks."
+    "`fast_fit` on a process group: one process's run (same batch and seed), split between ranks."
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
     dtype, h = pick_precision(dev, precision), history_of(model)
     seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.to(dev, memory_format=torch.channels_last)
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)  # as fast_fit
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size), pct_start=0.25)
+    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
+    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
+                       pct_start=0.25)  # as fast_fit
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
-    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)  # checks all ranks start from the same weights
+    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)  # same start: checked
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs, batch_size, dtype, progress)
+        tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs,
+                                            batch_size, dtype, progress)
         test_loss, test_acc = ddp_evaluate(model, data.x_test, data.y_test, group, dtype)
         h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
         h.test_losses.append(test_loss); h.test_acc.append(test_acc)
         h.seconds.append(time.perf_counter() - start)
-        if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss {test_loss:.4f}, '
-                           f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s ({group.world_size} processes)')
+        if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss '
+                           f'{test_loss:.4f}, test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s '
+                           f'({group.world_size} processes)')
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
     return h
 
@@ -210,7 +213,7 @@ class EpochLoader:
     ("A loader over a `DistributedSampler` that calls `set_epoch` before "
      "each pass, so each epoch is shuffled anew, alike on every rank.")
     def __init__(self, loader:DataLoader, # its sampler is a `DistributedSampler`
-                 epochs_done=lambda: 0, # returns how many epochs are done (a resumed run starts at its checkpoint's)
+                 epochs_done=lambda: 0, # returns the epochs done (a resumed run: its checkpoint's)
                 ):
         self.loader, self.epochs_done, self.dataset = loader, epochs_done, loader.dataset
     def __len__(self): return len(self.loader)
@@ -269,9 +272,9 @@ def pick_backend(device:torch.device, # where the processes compute
     return backend
 
 # %% ../nbs/08b_distributed.ipynb #dd0joc
-def join_group(device:torch.device, # the device asked for (CUDA: each process takes GPU `LOCAL_RANK`)
+def join_group(device:torch.device, # the device asked for (CUDA: a process takes GPU `LOCAL_RANK`)
                backend:str|None=None, # 'auto' (or None), 'gloo' or 'nccl'
-               timeout:float=300, # seconds a process waits for the others at a collective before it gives up
+               timeout:float=300, # seconds a process waits for the others at a collective
               ) -> Group:
     ("Join the process group that torchrun (or `mnist-course train "
      "--nproc`) started; return this process's place in it.")
@@ -296,7 +299,7 @@ def _portable(e:Exception) -> Exception:
         return e
     except Exception: return RuntimeError(f"{type(e).__name__}: {e}")
 
-def agree(f, # what this process does before the others may go on; rank 0's result is the one returned
+def agree(f, # what this process does before the others go on; rank 0's result is returned
          ):
     ("Run `f` in every process of the group; return rank 0's result, "
      "or raise in every process an error one of them raised.")
@@ -311,13 +314,12 @@ def agree(f, # what this process does before the others may go on; rank 0's resu
     if errors: raise errors[0]
     return everyone[0][0]
 
-
 # %% ../nbs/08b_distributed.ipynb #dd0chc
 def check_world(nproc:int, # processes asked for
                 batch_size:int, # the global batch: images per step, over all processes
                 n_train:int, # training images
                 device:torch.device, # where the processes compute
-                local:int|None=None, # processes on this machine (default: all `nproc`), each needing a GPU here on CUDA
+                local:int|None=None, # processes here (default: all); on CUDA each needs a GPU
                ):
     "Refuse a number of processes the run cannot be split into, before any process starts."
     if not (isinstance(nproc, int) and nproc >= 1):
@@ -364,8 +366,8 @@ class GroupFailed(ChildProcessError):
         self.exitcode = exitcode
 
 def launch(nproc:int, # processes to start on this machine
-           args:list, # the `mnist-course` arguments each process gets, e.g. ['train', '--out', 'runs/a']
-           threads:int|None=None, # threads per process (default: $OMP_NUM_THREADS, else `usable_cpus()` / nproc)
+           args:list, # each process's `mnist-course` arguments, e.g. ['train', '--out', 'r']
+           threads:int|None=None, # per process (default: $OMP_NUM_THREADS, or usable CPUs / nproc)
           ):
     ("Run `python -m mnist_course.cli *args` in `nproc` processes "
      "under PyTorch's elastic agent, the launcher torchrun runs.")
@@ -374,13 +376,12 @@ def launch(nproc:int, # processes to start on this machine
     from torch.distributed.elastic.multiprocessing.api import SignalException
     threads = threads or int(os.environ.get('OMP_NUM_THREADS', 0)) or max(1, usable_cpus() // nproc)
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-                       rdzv_backend='c10d',
-                       rdzv_endpoint='localhost:0', max_restarts=0, monitor_interval=0.1)
+                       rdzv_backend='c10d', rdzv_endpoint='localhost:0', max_restarts=0,
+                       monitor_interval=0.1)
     logs = {n: l for n, l in logging.root.manager.loggerDict.items()
             if n.startswith('torch.distributed') and isinstance(l, logging.Logger)}
     levels = {n: l.level for n, l in logs.items()}
-    # the agent's notes: a failure is said once, by the command
-    for l in logs.values(): l.setLevel(logging.CRITICAL)
+    for l in logs.values(): l.setLevel(logging.CRITICAL)  # a failure is said once, by us
     old = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MNIST_COURSE_LAUNCHER')}
     # the processes inherit the environment
     os.environ.update(OMP_NUM_THREADS=str(threads), MNIST_COURSE_LAUNCHER='1')
@@ -390,7 +391,8 @@ def launch(nproc:int, # processes to start on this machine
         raise GroupFailed(f"process {rank} of {nproc} ended with exit code {failure.exitcode}",
                           failure.exitcode) from None
     except SignalException:
-        raise KeyboardInterrupt("stopped; rank 0 said above what was kept and how to go on") from None
+        raise KeyboardInterrupt("stopped; rank 0 said above what was kept and "
+                                "how to go on") from None
     finally:
         for n, l in logs.items(): l.setLevel(levels[n])
         for k, v in old.items():
@@ -402,7 +404,7 @@ def step_times(ddp:DDP, # the network wrapped in DDP, in a process group
                opt:torch.optim.Optimizer, # its optimizer
                data:MNISTTensors, # training images to step through
                steps:int=20, # timed steps per measurement
-               rounds:int=5, # rounds of the three measurements, alternated; their medians are returned
+               rounds:int=5, # rounds of the three measurements, alternated; medians returned
                batch_size:int=128, # the global batch
               ) -> dict:
     ("Seconds per training step with DDP's all-reduce and without it "
