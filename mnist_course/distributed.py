@@ -193,7 +193,8 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed
                        pct_start=0.25)  # as fast_fit
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
-    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)  # same start: checked
+    # DDP checks that every rank starts from the same weights
+    ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
         tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs,
