@@ -2,7 +2,7 @@
 
 Every page must load; no internal link, section it names, or image may be broken; every chapter must show as many
 figures as its notebook holds, and the pages must show the source of the code the course teaches (cells marked
-`#| exports`). Screenshots of the home page and a chapter are saved in `screenshots/`.
+`#| exports`), and code within the 100-character limit must show whole at 1280 pixels. Screenshots of the home page and a chapter are saved in `screenshots/`.
 """
 import functools, http.server, os, json, re, shutil, subprocess, sys, threading, urllib.error, urllib.request
 from pathlib import Path
@@ -19,6 +19,11 @@ SOURCES = {'01_model.html': ['def forward(self'], '02_training.html': ['def trai
            '04_error_analysis.html': ['def get_incorrect_test_predictions('], '06_fast_training.html': ['def augment(', 'def fast_fit('],
            '06a_small_model.html': ['class SmallNet(', 'def layers_of(', 'def step_profile('],
            '08b_distributed.html': ['def rank_share(', 'def ddp_step(', 'def ddp_fast_fit(']}
+
+# the code blocks (not outputs) whose lines are all within 100 characters but that scroll sideways
+CUT_CODE = '''els => els.filter(e => !e.closest('.cell-output'))
+  .map(e => [Math.max(...e.innerText.split('\\n').map(l => l.length)), e.scrollWidth, e.clientWidth])
+  .filter(([n, scroll, shown]) => n <= 100 && scroll > shown)'''
 
 def figures_in(nb: Path) -> int:
     "How many PNG figures the notebook shows (outputs of cells that are not hidden)."
@@ -71,6 +76,10 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
             want, shown = figures_in(nb) if nb.exists() else 0, sum(ok for _, ok in imgs)
             if shown < want: problems.append(f'{name}: shows {shown} figures, its notebook has {want}')
             if not page.locator('#quarto-sidebar, nav.sidebar, .sidebar').count(): problems.append(f'{name}: no sidebar')
+            # code that keeps to the 100-character limit shows whole at 1280 pixels, with no scroll bar
+            wide = page.eval_on_selector_all('pre.sourceCode', CUT_CODE)
+            problems += [f'{name}: a code block of lines up to {n} characters needs a scroll bar '
+                         f'({scroll} pixels in {shown})' for n, scroll, shown in wide]
             for needle in SOURCES.get(name, []):
                 if not page.locator('pre', has_text=needle).count(): problems.append(f'{name}: does not show the source `{needle}`')
             if shots and name == 'index.html': page.screenshot(path=str(shots/'index.png'))
@@ -117,8 +126,11 @@ def test_browser_check_catches_breakage(site, tmp_path):
     fast.write_text(re.sub(r'<pre[^>]*>.*?</pre>', drop, fast.read_text(), flags=re.S))
     ch1 = broken/'01_model.html'
     ch1.write_text(ch1.read_text().replace('10_solutions.html#chapter-1-model', '10_solutions.html#chapter-1-modle'))
+    css = broken/'styles.css'
+    css.write_text(css.read_text() + '\ndiv.sourceCode pre.sourceCode { font-size: 1rem; }\n')  # code too large for the column
     problems = check_site(broken)
     assert any('broken link to 01_missing.html' in p for p in problems), problems
     assert any(p.startswith('03_evaluation.html: shows') for p in problems), problems
     assert '06_fast_training.html: does not show the source `def fast_fit(`' in problems, problems
     assert '01_model.html: link to a missing section 10_solutions.html#chapter-1-modle' in problems, problems
+    assert any(p.startswith('02_training.html: a code block of lines up to') for p in problems), problems
