@@ -19,8 +19,7 @@ __all__ = ['FORMAT', 'rng_state', 'set_rng_state', 'CheckpointError', 'Checkpoin
 # %% ../nbs/07_checkpoints.ipynb #0ba3e7e1
 def rng_state(generator:torch.Generator|None=None, # an extra generator to include (the fast path's)
              ) -> dict:
-    ("The state of Python's, PyTorch's and this process's "
-     "CUDA GPU's random generators (and of `generator`).")
+    "The state of Python's, PyTorch's and this GPU's random generators (and of `generator`)."
     s = dict(python=random.getstate(), torch=torch.get_rng_state())
     # the current GPU's: not every GPU of the machine
     if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state()
@@ -46,8 +45,7 @@ class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: missing, damaged, or made by another model."
 
 class CheckpointWriteError(CheckpointError):
-    ("A checkpoint could not be written (disk full, read-only "
-     "folder); `args[0]` says what failed, the rest what was kept.")
+    "A checkpoint could not be written (disk full, read-only); says what failed and what was kept."
     def __str__(self): return '; '.join(map(str, self.args))
 
 # bump when the layout of a checkpoint changes (2: a SHA-256 seal at the end of the file)
@@ -60,8 +58,7 @@ def _seal(payload:bytes) -> bytes:
     return payload + _SEAL + hashlib.sha256(payload).digest()
 
 def _unseal(blob:bytes, path:Path) -> bytes:
-    ("The payload of a sealed file, or a `CheckpointError` "
-     "when the seal is missing or does not match.")
+    "The payload of a sealed file, or a `CheckpointError` when the seal is missing or wrong."
     payload, seal, digest = blob[:-48], blob[-48:-32], blob[-32:]
     if seal != _SEAL:
         raise CheckpointError(f"the checkpoint {path} cannot be read: it has no "
@@ -91,8 +88,7 @@ def save_checkpoint(path:str|Path, # the checkpoint file
                     generator:torch.Generator|None=None, # the fast path's batch generator
                     config:dict|None=None, # how the run was started (model, recipe, epochs, ...)
                    ) -> Path:
-    ("Write a checkpoint atomically, sealed with its "
-     "SHA-256; refuse weights that are no longer finite.")
+    "Write a checkpoint atomically, sealed with its SHA-256; refuse weights no longer finite."
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point()
            and not torch.isfinite(v).all()]
     if bad: raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]})", "not saved, "
@@ -109,8 +105,7 @@ def save_checkpoint(path:str|Path, # the checkpoint file
 def load_checkpoint(path:str|Path, # the checkpoint file
                     model_class:str|None=None, # refuse a checkpoint of another model class
                    ) -> dict:
-    ("Read and check a checkpoint (its seal first); raise "
-     "`CheckpointError` saying what is wrong and what to do.")
+    "Read and check a checkpoint (its seal first); a `CheckpointError` says what is wrong and why."
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file: move it "
@@ -152,8 +147,7 @@ def save(self:Checkpointer, epoch:int, # epochs completed
          history:History, # metrics so far
          generator:torch.Generator|None=None, # the fast path's batch generator
         ):
-    ("Save the run after `epoch` to the checkpointer's file; a "
-     "failed write keeps the previous checkpoint and says so.")
+    "Save the run after `epoch`; a failed write keeps the previous checkpoint and says so."
     try:
         save_checkpoint(self.path, epoch, model, optimizer, scheduler, history, generator,
                         self.config)
@@ -169,8 +163,7 @@ def scale_lr(optimizer:torch.optim.Optimizer, # its param groups hold the curren
              scheduler, # its `base_lrs` are scaled too
              factor:float, # e.g. 0.1 for a learning rate 10 times lower
             ):
-    ("Multiply every learning rate of `optimizer` and `scheduler` "
-     "by `factor`, keeping the schedule's shape and step.")
+    "Multiply every learning rate of `optimizer` and `scheduler` by `factor`, keeping the schedule."
     for g in optimizer.param_groups:
         for k in ('lr', 'initial_lr', 'max_lr', 'min_lr'):
             if k in g: g[k] *= factor
@@ -185,8 +178,7 @@ def restore(self:Checkpointer, model, # the network to load the weights into
             history:History, # emptied and refilled with the saved metrics
             generator:torch.Generator|None=None, # the fast path's batch generator, rewound too
            ) -> int:
-    ("Restore a saved run into the given objects when "
-     "resuming; return the epochs already done (0 otherwise).")
+    "Restore a saved run into the given objects when resuming; return the epochs done (else 0)."
     if not self.resume: return 0
     ckpt = load_checkpoint(self.path, type(model).__name__)
     try: model.load_state_dict(ckpt['model'])

@@ -53,14 +53,12 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
 # %% ../nbs/00_data.ipynb #f2dca168
 def quick_run() -> bool:
-    ("True when `MNIST_COURSE_QUICK` asks the chapters for "
-     "a short run (tests), False for the full course.")
+    "True when `MNIST_COURSE_QUICK` asks the chapters for a short run (tests); False otherwise."
     return os.environ.get('MNIST_COURSE_QUICK', '').strip().lower() not in ('', '0', 'false', 'no')
 
 # %% ../nbs/00_data.ipynb #fcbfda83
 def s5_train_transforms() -> T.Compose:
-    ("The S5 training pipeline: sometimes centre-crop 22 "
-     "and resize back, rotate ±15°, to tensor, normalise.")
+    "The S5 training pipeline: at times crop 22 and resize back, rotate ±15°, to tensor, normalise."
     return T.Compose([
         T.RandomApply([T.CenterCrop(22)], p=0.1),
         T.Resize((28, 28)),
@@ -81,8 +79,7 @@ def get_loaders(train_ds, # training dataset
                 batch_size:int=512, # images per batch
                 num_workers:int=2, # worker processes per loader (0 loads in the main process)
                ) -> tuple[DataLoader, DataLoader]:
-    ("The S5 loaders: shuffled training batches and ordered "
-     "test batches, with workers and pinned memory on CUDA.")
+    "The S5 loaders: shuffled training and ordered test batches; workers, pinned memory on CUDA."
     if num_workers and mp.current_process().daemon:
         print(f"Running in a daemon process, which cannot start DataLoader "
               f"workers: using num_workers=0 instead of {num_workers}.")
@@ -104,8 +101,7 @@ def subset(ds, # dataset to take from
 # %% ../nbs/00_data.ipynb #29f4da5c
 def display_data(train_loader:DataLoader, # a loader yielding `(images, labels)` batches of at least 12
                 ) -> plt.Figure:
-    ("Plot the first 12 images of a batch from `train_loader` "
-     "in a 3x4 grid, titled with their labels.")
+    "Plot the first 12 images of a batch from `train_loader` in a 3x4 grid, with their labels."
     batch_data, batch_label = next(iter(train_loader))
     if len(batch_data) < 12:
         raise ValueError(f"display_data needs a batch of at least 12 images, got {len(batch_data)}")

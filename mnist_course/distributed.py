@@ -30,8 +30,7 @@ def rank_share(n:int, # images in the global batch
                rank:int, # this process's rank
                world_size:int, # processes in the group
               ) -> slice:
-    ("The part of a global batch of `n` images that `rank` "
-     "trains on: contiguous, sizes differing by at most one.")
+    "The part of a global batch of `n` images that `rank` trains on: contiguous, sizes within one."
     base, extra = divmod(n, world_size)
     start = rank * base + min(rank, extra)
     return slice(start, start + base + (rank < extra))
@@ -59,8 +58,7 @@ def ddp_step(model:torch.nn.Module, # the network in DDP's wrapper (or not, in o
              dtype:torch.dtype=torch.float32, # autocast precision
              where:tuple=(None, None), # `(epoch, batch)`, for the message if the loss is not finite
             ) -> tuple[float, float]:
-    ("One step on this rank's share of a global batch; returns "
-     "the global batch's summed loss and right answers.")
+    "One step on this rank's share of a global batch; returns the batch's summed loss, right ones."
     # the whole batch's draws, as one process would make them...
     angles, crops = augment_draws(n, generator, xb.device)
     # ...of which this rank uses its share
@@ -101,8 +99,7 @@ def ddp_fast_epoch(model:torch.nn.Module, # the network wrapped in `DistributedD
                    dtype:torch.dtype=torch.float32, # autocast precision
                    progress:bool=True, # show a progress bar
                   ) -> tuple[float, float]:
-    ("One epoch of the fast recipe on this rank: every rank draws "
-     "the same order and trains on its share of each batch.")
+    "One fast-recipe epoch on this rank: the same order on every rank, its share of each batch."
     model.train()
     n = len(data.x_train)
     # the same on every rank
@@ -130,8 +127,7 @@ def ddp_evaluate(model:torch.nn.Module, # the network (not the DDP wrapper)
                  group:Group, # this process's place in the group
                  dtype:torch.dtype=torch.float32, # autocast precision
                 ) -> tuple[float, float]:
-    ("Mean loss and accuracy (%) on `(x, y)`: each rank evaluates "
-     "its share, and the sums are added up over the ranks.")
+    "Mean loss and accuracy (%) on `(x, y)`: each rank evaluates its share; sums all-reduced."
     share = rank_share(len(x), group.rank, group.world_size)
     loss, acc = evaluate(model, x[share], y[share], dtype)
     m = len(y[share])
@@ -143,8 +139,7 @@ def ddp_evaluate(model:torch.nn.Module, # the network (not the DDP wrapper)
 def _unwrap(model): return model.module if isinstance(model, DDP) else model
 
 class GroupCheckpointer(Checkpointer):
-    ("A `Checkpointer` for a process group: every rank restores the "
-     "run, rank 0 alone writes it; DDP's wrapper is looked through.")
+    "A `Checkpointer` for a group: all ranks restore, rank 0 writes; DDP's wrapper looked through."
     def __init__(self, path, # the checkpoint file
                  config:dict|None=None, # stored with every checkpoint
                  resume:bool=False, # restore from `path` before training
@@ -156,16 +151,14 @@ class GroupCheckpointer(Checkpointer):
              model, # the network, or its DDP wrapper
              **kwargs, # the rest of `Checkpointer.save`'s arguments
             ):
-        ("Rank 0 saves the run after `epoch`; every rank learns "
-         "whether it could, so a failed write stops all alike.")
+        "Rank 0 saves the run after `epoch`; every rank learns if it could, so a failure stops all."
         agree(lambda: Checkpointer.save(self, epoch, _unwrap(model), **kwargs) if self.rank == 0
               else None)
         self.epoch = epoch
     def restore(self, model, # the network, or its DDP wrapper
                 **kwargs, # the rest of `Checkpointer.restore`'s arguments
                ) -> int:
-        ("Every rank: restore the saved run into the given "
-         "objects when resuming; return the epochs already done.")
+        "Every rank: restore the saved run when resuming; return the epochs already done."
         return Checkpointer.restore(self, _unwrap(model), **kwargs)
 
 # %% ../nbs/08b_distributed.ipynb #dd0fic
@@ -211,8 +204,7 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed
 
 # %% ../nbs/08b_distributed.ipynb #dd0s5c
 class EpochLoader:
-    ("A loader over a `DistributedSampler` that calls `set_epoch` before "
-     "each pass, so each epoch is shuffled anew, alike on every rank.")
+    "A loader over a `DistributedSampler` that calls `set_epoch` before each pass: a new order."
     def __init__(self, loader:DataLoader, # its sampler is a `DistributedSampler`
                  epochs_done=lambda: 0, # returns the epochs done (a resumed run: its checkpoint's)
                 ):
@@ -229,8 +221,7 @@ def ddp_s5_loader(train_ds, # the S5 training dataset
                   epochs_done=lambda: 0, # see `EpochLoader`
                   num_workers:int=2, # worker processes per rank
                  ) -> EpochLoader:
-    ("The S5 training loader on a process group: each rank loads "
-     "its share of every epoch's order (`DistributedSampler`).")
+    "The S5 training loader on a group: each rank loads its share of each epoch's order."
     sampler = DistributedSampler(train_ds, num_replicas=group.world_size, rank=group.rank,
                                  shuffle=True, seed=seed)
     loader = DataLoader(train_ds, batch_size=batch_size // group.world_size, sampler=sampler,
@@ -240,8 +231,7 @@ def ddp_s5_loader(train_ds, # the S5 training dataset
 
 # %% ../nbs/08b_distributed.ipynb #dd0lnc
 def launched() -> bool:
-    ("Whether this process was started by torchrun or `mnist-course "
-     "train --nproc` (its environment names its rank).")
+    "Whether torchrun or `mnist-course train --nproc` started this process (it has a rank)."
     return all(k in os.environ for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
                                          'MASTER_PORT'))
 
@@ -277,8 +267,7 @@ def join_group(device:torch.device, # the device asked for (CUDA: a process take
                backend:str|None=None, # 'auto' (or None), 'gloo' or 'nccl'
                timeout:float=300, # seconds a process waits for the others at a collective
               ) -> Group:
-    ("Join the process group that torchrun (or `mnist-course train "
-     "--nproc`) started; return this process's place in it.")
+    "Join the group torchrun (or `mnist-course train --nproc`) started; return our place in it."
     rank, world_size, local_rank = (int(os.environ[k]) for k in ('RANK', 'WORLD_SIZE',
             'LOCAL_RANK'))
     device = torch.device(device)
@@ -302,8 +291,7 @@ def _portable(e:Exception) -> Exception:
 
 def agree(f, # what this process does before the others go on; rank 0's result is returned
          ):
-    ("Run `f` in every process of the group; return rank 0's result, "
-     "or raise in every process an error one of them raised.")
+    "Run `f` in every process of the group; return rank 0's result, or raise everywhere any error."
     try: mine = (f(), None)
     except Exception as e: mine = (None, e)
     everyone = [mine]
@@ -349,15 +337,13 @@ def check_world(nproc:int, # processes asked for
 
 # %% ../nbs/08b_distributed.ipynb #dd0cpc
 def usable_cpus() -> int:
-    ("The CPUs this process may use: its affinity (taskset, Slurm, "
-     "a container's cpuset), capped by a cgroup CPU quota.")
+    "The CPUs this process may use: its affinity (taskset, Slurm, cpusets), capped by cgroup quota."
     # macOS: none
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     # cgroup v2: 'max 100000' when there is none
     try: quota, period = open('/sys/fs/cgroup/cpu.max').read().split()
     except (OSError, ValueError): return n
     return n if quota == 'max' else max(1, min(n, int(quota) // int(period)))
-
 
 # %% ../nbs/08b_distributed.ipynb #dd0lac
 class GroupFailed(ChildProcessError):
@@ -370,8 +356,7 @@ def launch(nproc:int, # processes to start on this machine
            args:list, # each process's `mnist-course` arguments, e.g. ['train', '--out', 'r']
            threads:int|None=None, # per process (default: $OMP_NUM_THREADS, or usable CPUs / nproc)
           ):
-    ("Run `python -m mnist_course.cli *args` in `nproc` processes "
-     "under PyTorch's elastic agent, the launcher torchrun runs.")
+    "Run `python -m mnist_course.cli *args` in `nproc` processes under torchrun's elastic agent."
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -408,8 +393,7 @@ def step_times(ddp:DDP, # the network wrapped in DDP, in a process group
                rounds:int=5, # rounds of the three measurements, alternated; medians returned
                batch_size:int=128, # the global batch
               ) -> dict:
-    ("Seconds per training step with DDP's all-reduce and without it "
-     "(`no_sync`), and per all-reduce of all the gradients alone.")
+    "Seconds per step with DDP's all-reduce, without it (`no_sync`), and per gradient all-reduce."
     rank, world, dev = dist.get_rank(), dist.get_world_size(), data.x_train.device
     share, gen = rank_share(batch_size, rank, world), torch.Generator(device=dev).manual_seed(0)
     grads = torch.zeros(sum(p.numel() for p in ddp.parameters()), device=dev)

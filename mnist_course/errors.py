@@ -16,8 +16,7 @@ def get_incorrect_test_predictions(model:nn.Module, # trained network
                                    device:torch.device, # where to compute
                                    test_loader, # yields `(images, labels)`
                                   ) -> dict:
-    ("The misclassified test images: `{'images': [...], "
-     "'ground_truths': [...], 'predicted_vals': [...]}`.")
+    "The misclassified test images: `{'images', 'ground_truths', 'predicted_vals'}`, each a list."
     incorrect_pred = {'images': [], 'ground_truths': [], 'predicted_vals': []}
     was_training = model.training
     model.eval()
@@ -37,8 +36,7 @@ _KEYS = ('images', 'ground_truths', 'predicted_vals')
 
 def _check_incorrect(incorrect_pred:dict, # what `get_incorrect_test_predictions` returned
                     ):
-    ("Raise a clear error unless `incorrect_pred` has the "
-     "three lists of the seed's dictionary, of one length.")
+    "Raise a clear error unless `incorrect_pred` holds the seed's three lists, of one length."
     if not isinstance(incorrect_pred, dict) or any(k not in incorrect_pred for k in _KEYS):
         got = sorted(incorrect_pred) if isinstance(incorrect_pred,
                                                    dict) else type(incorrect_pred).__name__
@@ -48,7 +46,6 @@ def _check_incorrect(incorrect_pred:dict, # what `get_incorrect_test_predictions
     if len(set(lengths.values())) > 1:
         raise ValueError(f"the three lists must have one length "
                          f"(one entry per image), got {lengths}")
-
 
 # %% ../nbs/04_error_analysis.ipynb #80194e7b
 def plot_test_incorrect_predictions(incorrect_pred:dict, # as returned by `get_incorrect_test_predictions`
@@ -72,8 +69,7 @@ def plot_test_incorrect_predictions(incorrect_pred:dict, # as returned by `get_i
 def most_confused(cm:torch.Tensor, # confusion matrix, rows = true class
                   k:int=5, # how many pairs
                  ) -> list[tuple[int, int, int]]:
-    ("The `k` largest mistakes as `(true, predicted, "
-     "count)`, most frequent first; zero counts left out.")
+    "The `k` largest mistakes as `(true, predicted, count)`, most frequent first; no zero counts."
     off = cm.clone()
     off.fill_diagonal_(0)
     counts, idx = off.flatten().topk(min(k, off.numel()))

@@ -34,8 +34,7 @@ def _unanswered(what:str) -> bool:
 # %% ../nbs/10_solutions.ipynb #9128aee2
 def check_folder_source(cls, # your source class, built as `cls(folder)`
                        ) -> bool:
-    ("Self-check for the appendix: does `cls(folder)` fill "
-     "an empty folder with the verified MNIST files?")
+    "Self-check for the appendix: does `cls(folder)` fill an empty folder with verified MNIST?"
     if cls is None: return _unanswered("write the class `FolderSource` and pass it")
     have = raw_folder(fetch_mnist(verbose=False))
     with tempfile.TemporaryDirectory() as d:
@@ -96,8 +95,7 @@ def check_s5_lr(answer:float|None, # the learning rate epoch 17 trains with unde
 # %% ../nbs/10_solutions.ipynb #50e4140e
 def check_precision(fn, # your `per_class_precision(cm)`
                    ) -> bool:
-    ("Self-check for chapter 3, exercise 1: tries `fn` "
-     "on confusion matrices whose precision is known.")
+    "Self-check for chapter 3, exercise 1: tries `fn` on confusion matrices of known precision."
     if fn is None: return _unanswered("pass your function `per_class_precision`")
     g = torch.Generator().manual_seed(0)
     for cm in [torch.tensor([[3, 1], [0, 4]]), torch.randint(0, 50, (10, 10), generator=g)]:
@@ -229,8 +227,7 @@ def check_exit_status(answer:int|None, # the exit status of `mnist-course train 
 # %% ../nbs/10_solutions.ipynb #sol8b1c
 def check_loss_scale(answer:float|None, # the factor rank 0 multiplies its summed loss by
                     ) -> bool:
-    ("Self-check for chapter 8b, exercise 1: three processes, "
-     "a last batch of 100 images, 34 of them on rank 0.")
+    "Self-check for chapter 8b, exercise 1: three processes, a last batch of 100, 34 on rank 0."
     if answer is None: return _unanswered("set `answer` to the factor")
     world, n, share = 3, 100, 34
     if abs(answer - world / n) < 1e-9:

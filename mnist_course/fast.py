@@ -25,8 +25,7 @@ def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matric
                   reps:int=10, # timed products; the median is reported
                   device:str|torch.device='cpu', # where to multiply
                  ) -> float:
-    ("Median GFLOP/s of an `n` x `n` matrix product in "
-     "`dtype`: the machine's ceiling for dense work.")
+    "Median GFLOP/s of an `n` x `n` matrix product in `dtype`: the ceiling for dense work."
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device,
             dtype=dtype)
     times = []
@@ -88,8 +87,7 @@ def augment(x:torch.Tensor, # float images `(N, 1, H, W)` in [0, 1] (before norm
             angles:torch.Tensor|None=None, # fixed angles in degrees instead of random ones (for checks)
             crops:torch.Tensor|None=None, # fixed crop decisions (bool) instead of random ones
            ) -> torch.Tensor:
-    ("The S5 augmentation (random centre crop, random "
-     "rotation) for a whole batch, in one `grid_sample`.")
+    "The S5 augmentation (random centre crop and rotation) for a whole batch: one `grid_sample`."
     n, dev = len(x), x.device
     if angles is None: angles = (torch.rand(n, generator=generator, device=dev) * 2 - 1) * degrees
     if crops is None: crops = torch.rand(n, generator=generator, device=dev) < p_crop
@@ -113,8 +111,7 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
               where:tuple=(None, None), # `(epoch, batch)`, for the message when the loss is not finite
               label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (0: none)
              ) -> tuple[float, torch.Tensor]:
-    ("One training step on `uint8` images: augment, "
-     "normalise, forward, check the loss, backward, update.")
+    "One training step on `uint8` images: augment, normalise, forward, check, backward, update."
     x = xb.float().div_(255)
     if augment_data: x = augment(x, generator=generator)
     x = normalize(x)
@@ -133,8 +130,7 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
 # %% ../nbs/06_fast_training.ipynb #6e472b86
 def bf16_native(device:torch.device, # where training runs
                ) -> bool:
-    ("Whether `device` computes bfloat16 natively: AVX512-BF16 "
-     "or AMX on a CPU, compute capability 8.0 or more on CUDA.")
+    "Whether `device` computes bfloat16 natively: AVX512-BF16 or AMX; CUDA capability 8.0 or more."
     device = torch.device(device)
     # Ampere on, not emulation
     if device.type == 'cuda': return torch.cuda.get_device_capability(device) >= (8, 0)
@@ -143,7 +139,6 @@ def bf16_native(device:torch.device, # where training runs
                 '_is_amx_tile_supported'))
     return False
 
-
 # %% ../nbs/06_fast_training.ipynb #527c6330
 # the names --precision and $MNIST_COURSE_PRECISION take
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}
@@ -151,15 +146,13 @@ PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 def pick_precision(device:torch.device, # where training runs
                    precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
                   ) -> torch.dtype:
-    ("The autocast precision: `precision` if given, else the "
-     "environment's; 'auto' is bfloat16 where it is native.")
+    "The autocast precision: `precision`, else the environment's; 'auto' is bfloat16 where native."
     name = precision or os.environ.get('MNIST_COURSE_PRECISION') or 'auto'
     if name == 'auto': return torch.bfloat16 if bf16_native(device) else torch.float32
     if name not in PRECISIONS:
         where = '' if precision else ' (from $MNIST_COURSE_PRECISION)'
         raise ValueError(f"unknown precision {name!r}{where}: use auto, fp32 or bf16")
     return PRECISIONS[name]
-
 
 # %% ../nbs/06_fast_training.ipynb #a7a67ffa
 def fast_epoch(model:nn.Module, # the network, channels-last
@@ -175,8 +168,7 @@ def fast_epoch(model:nn.Module, # the network, channels-last
                progress:bool=True, # show a progress bar
                label_smoothing:float=0., # see `fast_step`
               ) -> tuple[float, int]:
-    ("One epoch of the fast recipe; returns the summed "
-     "training loss and the number of right predictions.")
+    "One epoch of the fast recipe; returns the summed training loss and the right predictions."
     model.train()
     n = len(data.x_train)
     perm = torch.randperm(n, device=data.x_train.device, generator=generator)

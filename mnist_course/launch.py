@@ -10,8 +10,7 @@ import importlib, sys
 
 # %% ../nbs/08a_launch.ipynb #lnch0main
 def main() -> int:
-    ("The `mnist-course` console script: import the command "
-     "(seconds), then run it; Ctrl-C meanwhile ends with one line.")
+    "The `mnist-course` console script: import the command, run it; Ctrl-C meanwhile: one line."
     try: cli = importlib.import_module('mnist_course.cli')
     except KeyboardInterrupt:
         print("\nmnist-course: interrupted while starting; nothing was done", file=sys.stderr)

@@ -16,8 +16,7 @@ __all__ = ['NET_LAYERS', 'check_input', 'Net', 'receptive_field', 'Net2', 'conv_
 def check_input(x:torch.Tensor, # what was given to the model
                 dtype:torch.dtype|None=None, # the dtype of the model's weights, which `x` must have
                ):
-    ("Raise a clear error unless `x` is a float batch `(N, 1, "
-     "28, 28)` or a single `(1, 28, 28)` image (of `dtype`).")
+    "Raise a clear error unless `x` is a float batch `(N, 1, 28, 28)` or one `(1, 28, 28)` image."
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -42,8 +41,7 @@ def check_input(x:torch.Tensor, # what was given to the model
 
 # %% ../nbs/01_model.ipynb #c1ce52ff
 class Net(nn.Module):
-    ("The S5 network: four 3x3 convolutions with two max-pools, "
-     "then two linear layers; log-probabilities out.")
+    "The S5 network: four 3x3 convolutions, two max-pools, two linear layers; log-probabilities."
     def __init__(self, bias:bool=True, # give every layer a bias term (`Net2` has none)
                 ):
         super().__init__()
@@ -111,8 +109,7 @@ def conv_block(c_in:int, # input channels
 
 # %% ../nbs/06a_small_model.ipynb #sm0netc
 class SmallNet(nn.Module):
-    ("12,026 parameters: a 3x3 convolution and a max-pool, five 3x3 "
-     "convolution blocks, global average pooling, a 1x1 classifier.")
+    "12,026 parameters: a convolution, a max-pool, five 3x3 blocks, average pooling, a 1x1 layer."
     def __init__(self, batchnorm:bool=True, # BatchNorm after every convolution (False: biases instead)
                  dropout:float=0., # dropout probability in the five blocks
                 ):
@@ -139,8 +136,7 @@ class SmallNet(nn.Module):
 def layers_of(model:nn.Module, # a network taking `(N, 1, size, size)` images
               size:int=28, # width (= height) of the input image
              ) -> list[tuple[str, int, int, int]]:
-    ("`(name, kernel, stride, output size)` of each convolution "
-     "and pooling layer, in the order `model` runs them.")
+    "`(name, kernel, stride, output size)` of each convolution and pooling layer, in order."
     named, rows = {m: n for n, m in model.named_modules()}, []
     def hook(m, inp, out):
         k, s = (inp[0].shape[-1], 1) if isinstance(m, nn.AdaptiveAvgPool2d) else (m.kernel_size,

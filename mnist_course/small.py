@@ -19,16 +19,14 @@ def onecycle_per_epoch(model:nn.Module, # the network whose parameters it update
                        lr:float=0.1, # peak learning rate
                        epochs:int=15, # epochs of the run; the schedule is stepped once after each
                       ) -> tuple[torch.optim.SGD, OneCycleLR]:
-    ("SGD with momentum and weight decay, and a `OneCycleLR` for "
-     "the seed's loop, which steps its scheduler once per epoch.")
+    "SGD with momentum and weight decay, and a `OneCycleLR` stepped once per epoch (seed's loop)."
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     return opt, OneCycleLR(opt, max_lr=lr, total_steps=epochs + 1, pct_start=0.15)
 
 # %% ../nbs/06a_small_model.ipynb #sm0mflop
 def train_mflop(model:nn.Module, # a network taking `(N, 1, 28, 28)` images (with `Net`'s `summary`)
                ) -> float:
-    ("Millions of operations to train on one image: three times (forward, "
-     "two backward) twice its multiply-adds, as chapter 6 counts.")
+    "Millions of operations to train on one image: 3 (forward, two backward) x 2 x multiply-adds."
     return 6 * model.summary(input_size=(1, 1, 28, 28)).total_mult_adds / 1e6
 
 # %% ../nbs/06a_small_model.ipynb #sm0profc
@@ -42,8 +40,7 @@ def step_profile(model:nn.Module, # the network to profile (moved to channels-la
                  batch_size:int=256, # images per step
                  steps:int=10, # profiled steps (after three untimed ones)
                 ) -> dict[str, float]:
-    ("Milliseconds per fast-engine training step in each group of "
-     "`PROFILE_GROUPS`, in other operations, and outside them.")
+    "Milliseconds per fast-engine step in each group of `PROFILE_GROUPS`, in the rest, and outside."
     model.to(data.x_train.device, memory_format=torch.channels_last)
     opt, gen = torch.optim.SGD(model.parameters(), lr=0.01,
                                momentum=0.9), torch.Generator(data.x_train.device).manual_seed(0)

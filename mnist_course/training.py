@@ -119,8 +119,7 @@ def test(model:nn.Module, # the network to evaluate
          history:History|None=None, # where to append the metrics; default: `history_of(model)`
          progress:bool=True, # print the summary line
         ) -> tuple[list, list]:
-    ("Evaluate `model` on `test_loader`; print the seed's summary "
-     "line; append and return `(test_acc, test_losses)`.")
+    "Evaluate `model` on `test_loader`; print the seed's line; append and return the metrics."
     h = history if history is not None else history_of(model)
     if len(test_loader.dataset) == 0:
         raise ValueError("the test loader holds no images: give "
@@ -170,8 +169,7 @@ def fit(model:nn.Module, # the network to train
         checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
         progress:bool=True, # print each epoch's progress bar and test line
        ) -> History:
-    ("The seed's loop: `epochs` times `train`, `test`, "
-     "`scheduler.step()`; returns the model's history.")
+    "The seed's loop: `epochs` times `train`, `test`, `scheduler.step()`; returns the history."
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive whole number, got {epochs!r}")
     optimizer = optimizer or s5_optimizer(model)

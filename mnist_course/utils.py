@@ -38,16 +38,14 @@ def save_trained(path:Path, # where to save, e.g. `model_cache_path(...)`
                  model:nn.Module, # the trained network
                  history:History, # its metrics
                 ) -> Path:
-    ("Save `model`'s weights (on the CPU) and `history` "
-     "atomically, in the form `load_or_train` loads.")
+    "Save `model`'s weights (on the CPU) and `history` atomically, as `load_or_train` loads them."
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     return atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(history)),
                                                    f))
 
 def _load_saved(path:Path, device:torch.device) -> Net|None:
-    ("The saved model at `path` with its history, or None "
-     "(saying why) when there is none or it cannot be used.")
+    "The saved model at `path` with its history, or None (saying why) if missing or unusable."
     if not path.is_file(): return None
     try:
         saved = torch.load(path, map_location='cpu', weights_only=True)
@@ -68,8 +66,7 @@ def load_or_train(train_loader, # the S5 training loader
                   seed:int=1, # seeds the weights and the batches
                   root=None, # the course cache folder (see `data_dir`)
                  ) -> Net:
-    ("A `Net` trained with `fit` for `epochs`: loaded from the "
-     "course cache if saved there, else trained and saved.")
+    "A `Net` trained with `fit` for `epochs`: from the course cache if there, else trained, saved."
     path = model_cache_path('Net', 's5', seed, epochs, len(train_loader.dataset),
                             len(test_loader.dataset), root)
     model = _load_saved(path, device)
@@ -95,8 +92,7 @@ def display_model_stats(train_loss:list, # mean training loss per epoch
                         test_loss:list, # test loss per epoch
                         test_accuracy:list, # test accuracy (%) per epoch
                        ) -> plt.Figure:
-    ("The seed's 2x2 figure: Training Loss, Training Accuracy, "
-     "Test Loss, Test Accuracy, per epoch (from 1).")
+    "The seed's 2x2 figure: training and test loss and accuracy, per epoch (from 1)."
     fig, axs = plt.subplots(2, 2, figsize=(15, 10))
     for ax, values, title in [(axs[0, 0], train_loss, 'Training Loss'), (axs[1, 0], train_accuracy, 'Training Accuracy'),
                               (axs[0, 1], test_loss, 'Test Loss'), (axs[1, 1], test_accuracy,
