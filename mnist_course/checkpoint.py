@@ -28,7 +28,7 @@ def rng_state(generator:torch.Generator|None=None, # an extra generator to inclu
 
 # %% ../nbs/07_checkpoints.ipynb #1991d68d
 def set_rng_state(s:dict, # from `rng_state`
-                  generator:torch.Generator|None=None, # the extra generator to restore, if `s` holds one
+                  generator:torch.Generator|None=None, # an extra generator, restored if `s` has one
                  ):
     "Put the random generators (and `generator`) back in state `s`."
     random.setstate(s['python'])
@@ -83,7 +83,7 @@ def save_checkpoint(path:str|Path, # the checkpoint file
                     epoch:int, # epochs completed
                     model, # the network; its `state_dict` is saved
                     optimizer, # its optimizer; the `state_dict` holds SGD's momentum buffers
-                    scheduler, # the learning-rate schedule; its `state_dict` holds where in the schedule we are
+                    scheduler, # the learning-rate schedule; its `state_dict` holds where we are
                     history:History, # metrics so far
                     generator:torch.Generator|None=None, # the fast path's batch generator
                     config:dict|None=None, # how the run was started (model, recipe, epochs, ...)
@@ -91,13 +91,13 @@ def save_checkpoint(path:str|Path, # the checkpoint file
     "Write a checkpoint atomically, sealed with its SHA-256; refuse weights no longer finite."
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point()
            and not torch.isfinite(v).all()]
-    if bad: raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]})", "not saved, "
-                                     "so the last checkpoint stays the last good "
-                                     "one. Lower the learning rate (e.g. by 10x)")
-    ckpt = dict(format=FORMAT, model_class=type(model).__name__, epoch=epoch, config=dict(config
-            or {}),
-                model=model.state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
+    if bad:
+        raise LossNotFiniteError(f"the weights became NaN or infinite in epoch {epoch} ({bad[0]})",
+                                 "not saved, so the last checkpoint stays the last good one. Lower "
+                                 "the learning rate (e.g. by 10x)")
+    ckpt = dict(format=FORMAT, model_class=type(model).__name__, epoch=epoch,
+                config=dict(config or {}), model=model.state_dict(),
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                 history=asdict(history), rng=rng_state(generator))
     return _write(Path(path), ckpt)
 
@@ -159,7 +159,7 @@ def save(self:Checkpointer, epoch:int, # epochs completed
     self.epoch = epoch
 
 # %% ../nbs/07_checkpoints.ipynb #ck0scalc
-def scale_lr(optimizer:torch.optim.Optimizer, # its param groups hold the current (and one-cycle's peak and floor) rates
+def scale_lr(optimizer:torch.optim.Optimizer, # its groups' rates (and one-cycle's peak and floor)
              scheduler, # its `base_lrs` are scaled too
              factor:float, # e.g. 0.1 for a learning rate 10 times lower
             ):
@@ -183,7 +183,8 @@ def restore(self:Checkpointer, model, # the network to load the weights into
     ckpt = load_checkpoint(self.path, type(model).__name__)
     try: model.load_state_dict(ckpt['model'])
     except RuntimeError as e:
-        raise CheckpointError(f"{self.path} does not fit this model: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"{self.path} does not fit this model: "
+                              f"{str(e).splitlines()[0]}") from None
     optimizer.load_state_dict(ckpt['optimizer'])
     scheduler.load_state_dict(ckpt['scheduler'])
     old, new = ckpt['config'].get('lr'), (self.config or {}).get('lr')

@@ -70,8 +70,8 @@ def s5_train_transforms() -> T.Compose:
 # %% ../nbs/00_data.ipynb #78b27701
 def s5_test_transforms() -> T.Compose:
     "The S5 test pipeline: to tensor, normalise."
-    return T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(MNIST_MEAN,
-            MNIST_STD)])
+    return T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True),
+                      T.Normalize(MNIST_MEAN, MNIST_STD)])
 
 # %% ../nbs/00_data.ipynb #e220dc5f
 def get_loaders(train_ds, # training dataset
@@ -99,7 +99,7 @@ def subset(ds, # dataset to take from
     return Subset(ds, idx.tolist())
 
 # %% ../nbs/00_data.ipynb #29f4da5c
-def display_data(train_loader:DataLoader, # a loader yielding `(images, labels)` batches of at least 12
+def display_data(train_loader:DataLoader, # yields `(images, labels)` batches of at least 12
                 ) -> plt.Figure:
     "Plot the first 12 images of a batch from `train_loader` in a 3x4 grid, with their labels."
     batch_data, batch_label = next(iter(train_loader))

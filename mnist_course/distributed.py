@@ -191,7 +191,7 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
         tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs,
-                                            batch_size, dtype, progress)
+                                           batch_size, dtype, progress)
         test_loss, test_acc = ddp_evaluate(model, data.x_test, data.y_test, group, dtype)
         h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
         h.test_losses.append(test_loss); h.test_acc.append(test_acc)
@@ -268,8 +268,8 @@ def join_group(device:torch.device, # the device asked for (CUDA: a process take
                timeout:float=300, # seconds a process waits for the others at a collective
               ) -> Group:
     "Join the group torchrun (or `mnist-course train --nproc`) started; return our place in it."
-    rank, world_size, local_rank = (int(os.environ[k]) for k in ('RANK', 'WORLD_SIZE',
-            'LOCAL_RANK'))
+    rank, world_size, local_rank = (int(os.environ[k])
+                                    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'))
     device = torch.device(device)
     if device.type == 'cuda':
         device = torch.device('cuda', local_rank)

@@ -48,7 +48,7 @@ def _check_incorrect(incorrect_pred:dict, # what `get_incorrect_test_predictions
                          f"(one entry per image), got {lengths}")
 
 # %% ../nbs/04_error_analysis.ipynb #80194e7b
-def plot_test_incorrect_predictions(incorrect_pred:dict, # as returned by `get_incorrect_test_predictions`
+def plot_test_incorrect_predictions(incorrect_pred:dict, # from `get_incorrect_test_predictions`
                                    ) -> plt.Figure:
     "Up to 16 misclassified images in a 4x4 grid, titled 'predicted vs truth'."
     _check_incorrect(incorrect_pred)

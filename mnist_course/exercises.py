@@ -64,15 +64,15 @@ def _datasets_quiet():
     with contextlib.redirect_stdout(io.StringIO()): return get_datasets()
 
 # %% ../nbs/10_solutions.ipynb #2c38a3d9
-def check_receptive_field(answer:int|None, # the receptive field of a fifth 3x3 convolution after Net's second pool
+def check_receptive_field(answer:int|None, # field of a fifth 3x3 convolution after the second pool
                          ) -> bool:
     "Self-check for chapter 1, exercise 1."
     if answer is None: return _unanswered("set `answer` to a number of pixels")
     name, size, rf, jump = receptive_field(NET_LAYERS + [('conv5', 3, 1)])[-1]
     _, _, rf0, jump0 = receptive_field(NET_LAYERS)[-1]
-    hint = (f"after the second pool the field is {rf0} and the "
-            f"jump {jump0}; a 3x3 convolution adds (3 - 1) x jump"
-            if int(answer) != rf0 + 2 else "you added 2, as for a layer before any pooling: the jump is no longer 1")
+    hint = (f"after the second pool the field is {rf0} and the jump {jump0}; a 3x3 convolution "
+            "adds (3 - 1) x jump" if int(answer) != rf0 + 2
+            else "you added 2, as for a layer before any pooling: the jump is no longer 1")
     return _verdict(int(answer) == rf, f"{rf0} + (3 - 1) x {jump0} = {rf} "
                     f"pixels (on a {size}x{size} map).", hint)
 
@@ -123,8 +123,8 @@ def check_mistakes_of(fn, # your `mistakes_of(p, true, pred)`
     if fn is None: return _unanswered("pass your function `mistakes_of`")
     g = torch.Generator().manual_seed(1)
     targets = torch.randint(0, 10, (500,), generator=g)
-    preds = torch.where(torch.rand(500, generator=g) < 0.2, torch.randint(0, 10, (500,),
-            generator=g), targets)
+    preds = torch.where(torch.rand(500, generator=g) < 0.2,
+                        torch.randint(0, 10, (500,), generator=g), targets)
     p = Predictions(preds, targets, torch.rand(500, generator=g))
     for t, q in [(9, 4), (4, 9), (3, 3)]:
         want = [i for i in range(500) if int(targets[i]) == t and int(preds[i]) == q]
@@ -193,7 +193,7 @@ _NEEDED = {'model': "the weights themselves", 'optimizer': "SGD's momentum buffe
            'epoch': "which epoch to start with"}
 
 # %% ../nbs/10_solutions.ipynb #ebd5fe55
-def check_checkpoint_keys(answer:set|None, # the checkpoint entries an exact resume of the weights needs
+def check_checkpoint_keys(answer:set|None, # the checkpoint entries an exact resume of weights needs
                          ) -> bool:
     "Self-check for chapter 7, exercise 1."
     if answer is None: return _unanswered("set `answer` to a set of key names")

@@ -26,8 +26,8 @@ def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matric
                   device:str|torch.device='cpu', # where to multiply
                  ) -> float:
     "Median GFLOP/s of an `n` x `n` matrix product in `dtype`: the ceiling for dense work."
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device,
-            dtype=dtype)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype),
+            torch.randn(n, n, device=device, dtype=dtype))
     times = []
     for i in range(reps + 2):
         if torch.device(device).type == 'cuda': torch.cuda.synchronize()
@@ -79,12 +79,12 @@ def normalize(x:torch.Tensor, # `uint8` images, or floats in [0, 1]
     return (x - MNIST_MEAN[0]) / MNIST_STD[0]
 
 # %% ../nbs/06_fast_training.ipynb #2cf2a3e1
-def augment(x:torch.Tensor, # float images `(N, 1, H, W)` in [0, 1] (before normalisation, so black is 0)
+def augment(x:torch.Tensor, # float images `(N, 1, H, W)` in [0, 1] (before normalising: black is 0)
             degrees:float=15., # rotate by a uniform random angle in [-degrees, degrees]
             p_crop:float=0.1, # probability of the centre crop
             crop:int=22, # side of the centre crop, resized back to the full size
             generator:torch.Generator|None=None, # random generator (on `x`'s device)
-            angles:torch.Tensor|None=None, # fixed angles in degrees instead of random ones (for checks)
+            angles:torch.Tensor|None=None, # fixed angles in degrees instead of random ones (checks)
             crops:torch.Tensor|None=None, # fixed crop decisions (bool) instead of random ones
            ) -> torch.Tensor:
     "The S5 augmentation (random centre crop and rotation) for a whole batch: one `grid_sample`."
@@ -108,8 +108,8 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
               generator:torch.Generator|None=None, # random generator of the augmentation
               augment_data:bool=True, # apply the batched S5 augmentation
               channels_last:bool=True, # give the model channels-last input
-              where:tuple=(None, None), # `(epoch, batch)`, for the message when the loss is not finite
-              label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (0: none)
+              where:tuple=(None, None), # `(epoch, batch)`, named if the loss is not finite
+              label_smoothing:float=0., # weight of the uniform targets mixed in (0: none)
              ) -> tuple[float, torch.Tensor]:
     "One training step on `uint8` images: augment, normalise, forward, check, backward, update."
     x = xb.float().div_(255)
@@ -118,8 +118,8 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
     if channels_last: x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
         out = model(x)
-    loss = F.cross_entropy(out.float(), yb,
-                           label_smoothing=label_smoothing) if label_smoothing else F.nll_loss(out.float(), yb)
+    loss = (F.cross_entropy(out.float(), yb, label_smoothing=label_smoothing) if label_smoothing
+            else F.nll_loss(out.float(), yb))
     lv = loss.item()
     check_loss(lv, *where)
     opt.zero_grad(set_to_none=True)
@@ -135,8 +135,8 @@ def bf16_native(device:torch.device, # where training runs
     # Ampere on, not emulation
     if device.type == 'cuda': return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == 'cpu':
-        return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported',
-                '_is_amx_tile_supported'))
+        return any(getattr(torch.cpu, f, lambda: False)()
+                   for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
     return False
 
 # %% ../nbs/06_fast_training.ipynb #527c6330
@@ -144,7 +144,7 @@ def bf16_native(device:torch.device, # where training runs
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 
 def pick_precision(device:torch.device, # where training runs
-                   precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
+                   precision:str|None=None, # auto, fp32, bf16 (default: $MNIST_COURSE_PRECISION)
                   ) -> torch.dtype:
     "The autocast precision: `precision`, else the environment's; 'auto' is bfloat16 where native."
     name = precision or os.environ.get('MNIST_COURSE_PRECISION') or 'auto'
@@ -223,34 +223,36 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              batch_size:int=128, # images per step
              lr:float=0.05, # peak learning rate of the one-cycle schedule
              weight_decay:float=5e-4, # L2 penalty on the weights
-             precision:str|None=None, # 'auto', 'fp32' or 'bf16' (default: $MNIST_COURSE_PRECISION, else 'auto')
+             precision:str|None=None, # 'auto', 'fp32' or 'bf16': see `pick_precision`
              augment_data:bool=True, # apply the S5 augmentation (batched)
-             seed:int|None=1, # seed for the order of batches and the augmentation (seed before building the model for its weights)
+             seed:int|None=1, # order of batches and augmentation (weights: seed before the model)
              progress:bool=True, # show a progress bar per epoch
              history:History|None=None, # where to append metrics; default: `history_of(model)`
-             checkpointer=None, # saves after every epoch and restores an interrupted run (chapter 7)
-             label_smoothing:float=0., # weight of the uniform distribution mixed into the targets (chapter 6a tries it)
+             checkpointer=None, # saves every epoch and restores an interrupted run (chapter 7)
+             label_smoothing:float=0., # weight of uniform targets mixed in (chapter 6a tries it)
             ) -> History:
-    "Train `model` on `data` with the fast recipe; append per-epoch metrics to its history and return it."
+    "Train `model` on `data` with the fast recipe; return its history, with each epoch's metrics."
     n, dev = len(data.x_train), data.x_train.device
     _check_fast_args(epochs, lr, batch_size, n)
-    dtype, h = pick_precision(dev, precision), (history if history is not None else history_of(model))
+    dtype, h = pick_precision(dev, precision), history_of(model) if history is None else history
     if seed is not None: seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(torch.initial_seed() if seed is None else seed)
     model.to(dev, memory_format=torch.channels_last)
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)  # OneCycleLR cycles the momentum
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size), pct_start=0.25)
+    # OneCycleLR cycles the momentum
+    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
+    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
+                       pct_start=0.25)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size, dtype, augment_data, progress,
-                                       label_smoothing)
+        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size,
+                                       dtype, augment_data, progress, label_smoothing)
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, dtype)
         h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
         h.test_losses.append(test_loss); h.test_acc.append(test_acc)
         h.seconds.append(time.perf_counter() - start)
-        if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss {test_loss:.4f}, '
-                           f'test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s')
+        if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss '
+                           f'{test_loss:.4f}, test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s')
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
     return h

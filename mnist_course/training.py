@@ -82,7 +82,7 @@ def train(model:nn.Module, # the network to train
           train_loader, # yields `(images, labels)` batches
           optimizer:torch.optim.Optimizer, # updates the weights
           criterion, # loss function, e.g. `F.cross_entropy` or `F.nll_loss`
-          history:History|None=None, # where to append the epoch's metrics; default: `history_of(model)`
+          history:History|None=None, # where the epoch's metrics go; default: `history_of(model)`
           epoch:int|None=None, # the epoch's number, for messages
           progress:bool=True, # show the progress bar
          ) -> tuple[list, list]:

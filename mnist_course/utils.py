@@ -78,7 +78,7 @@ def load_or_train(train_loader, # the S5 training loader
     return model
 
 # %% ../nbs/03_evaluation.ipynb #8d31a97e
-def s5_loaders(quick:bool=False, # subsets of 2,000 training and 1,000 test images, loaded in the main process
+def s5_loaders(quick:bool=False, # 2,000 training and 1,000 test images, loaded in the main process
               ) -> tuple:
     "The S5 training and test loaders of chapters 3 and 4."
     train_ds, test_ds = get_datasets(train_tfms=s5_train_transforms(),
@@ -94,9 +94,10 @@ def display_model_stats(train_loss:list, # mean training loss per epoch
                        ) -> plt.Figure:
     "The seed's 2x2 figure: training and test loss and accuracy, per epoch (from 1)."
     fig, axs = plt.subplots(2, 2, figsize=(15, 10))
-    for ax, values, title in [(axs[0, 0], train_loss, 'Training Loss'), (axs[1, 0], train_accuracy, 'Training Accuracy'),
-                              (axs[0, 1], test_loss, 'Test Loss'), (axs[1, 1], test_accuracy,
-                                      'Test Accuracy')]:
+    for ax, values, title in [(axs[0, 0], train_loss, 'Training Loss'),
+                              (axs[1, 0], train_accuracy, 'Training Accuracy'),
+                              (axs[0, 1], test_loss, 'Test Loss'),
+                              (axs[1, 1], test_accuracy, 'Test Accuracy')]:
         ax.plot(range(1, len(values) + 1), [float(v) for v in values], marker='o'
                 if len(values) < 30 else None)
         ax.set_title(title)

@@ -3,7 +3,7 @@
 Each notebook runs in its own `nbdev_test --n_workers 0` process: with no pool of daemon workers, the chapters'
 DataLoaders really start their two worker processes (nbdev issue 1287). `MNIST_COURSE_QUICK=1` makes the training
 chapters train on subsets of a few thousand images for a few epochs at most; the committed outputs come from full runs.
-The other checks hold the chapters to the course's form: short cells, a Summary and Exercises in every chapter, self-checks
+The other checks hold the chapters to the course's form: short cells and lines, a Summary and Exercises in every chapter, self-checks
 whose solutions run (in `10_solutions.ipynb`), every parameter documented, and chapter 4 reusing chapter 3's model.
 """
 import inspect, json, os, re, shutil, subprocess, sys
@@ -63,6 +63,16 @@ def test_no_code_cell_is_longer_than_40_lines():
     long = [(nb, i, len(_src(c).splitlines())) for nb in NBS for i, c in enumerate(_cells(nb))
             if c['cell_type'] == 'code' and len(_src(c).splitlines()) > 40]
     assert long == [], f"code cells over 40 lines (notebook, cell, lines): {long}"
+
+# Chapter 8's cells keep lines over 100 characters until the command is split into modules (issue 21), which rewrites
+# them; every other chapter keeps to the limit.
+WIDE_UNTIL_SPLIT = {'08_cli.ipynb'}
+
+def test_no_code_line_is_longer_than_100_characters():
+    "The site's code column shows 100 characters at 1280 pixels (test_docs checks it): longer lines are cut there."
+    wide = [(nb, c.get('id'), len(l)) for nb in NBS if nb not in WIDE_UNTIL_SPLIT for c in _cells(nb)
+            if c['cell_type'] == 'code' for l in _src(c).splitlines() if len(l) > 100]
+    assert wide == [], f"code lines over 100 characters (notebook, cell, length): {wide}"
 
 @pytest.mark.parametrize('nb', CHAPTERS)
 def test_chapter_ends_with_summary_and_exercises(nb):
