@@ -1,8 +1,9 @@
 """The documentation site, built from the notebooks and opened in a real browser (headless Chromium).
 
 Every page must load; no internal link, section it names, or image may be broken; every chapter must show as many
-figures as its notebook holds, and the pages must show the source of the code the course teaches (cells marked
-`#| exports`), and code within the 100-character limit must show whole at 1280 pixels. Screenshots of the home page and a chapter are saved in `screenshots/`.
+figures as its notebook holds, the pages must show the source of the code the course teaches (cells marked
+`#| exports`), and code within the 100-character limit must show whole at 1280 pixels. Screenshots of the home page
+and a chapter are saved in `screenshots/`.
 """
 import functools, http.server, os, json, re, shutil, subprocess, sys, threading, urllib.error, urllib.request
 from pathlib import Path

@@ -3,8 +3,8 @@
 Each notebook runs in its own `nbdev_test --n_workers 0` process: with no pool of daemon workers, the chapters'
 DataLoaders really start their two worker processes (nbdev issue 1287). `MNIST_COURSE_QUICK=1` makes the training
 chapters train on subsets of a few thousand images for a few epochs at most; the committed outputs come from full runs.
-The other checks hold the chapters to the course's form: short cells and lines, a Summary and Exercises in every chapter, self-checks
-whose solutions run (in `10_solutions.ipynb`), every parameter documented, and chapter 4 reusing chapter 3's model.
+The other checks hold the chapters to the course's form: short cells and lines, a Summary and Exercises in every
+chapter, self-checks whose solutions run (in `10_solutions.ipynb`), every parameter documented, and chapter 4 reusing chapter 3's model.
 """
 import inspect, json, os, re, shutil, subprocess, sys
 from pathlib import Path
