@@ -23,7 +23,7 @@ from .small import onecycle_per_epoch, train_mflop
 from .training import (History, fit, get_device, seed_everything, s5_optimizer,
                                    s5_scheduler)
 from .utils import display_model_stats
-from .errors import get_incorrect_test_predictions, plot_test_incorrect_predictions
+from .mistakes import get_incorrect_test_predictions, plot_test_incorrect_predictions
 from .fast import (load_tensors, fast_fit, fast_step, images_per_s, matmul_gflops,
                                normalize, pick_precision)
 from .checkpoint import (Checkpointer, CheckpointError, CheckpointWriteError,

@@ -93,7 +93,7 @@ class Net2(Net):
 from .training import train, test
 
 # %% ../nbs/04_error_analysis.ipynb #2837e0f6
-from .errors import get_incorrect_test_predictions
+from .mistakes import get_incorrect_test_predictions
 
 # %% ../nbs/06a_small_model.ipynb #sm0blkc
 def conv_block(c_in:int, # input channels

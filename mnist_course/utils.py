@@ -180,4 +180,4 @@ def plot_per_class_accuracy(acc:torch.Tensor, # accuracy (%) per class
     return fig
 
 # %% ../nbs/04_error_analysis.ipynb #df31e737
-from .errors import plot_test_incorrect_predictions
+from .mistakes import plot_test_incorrect_predictions
