@@ -35,7 +35,7 @@ from .distributed import (DDP, GroupCheckpointer, GroupFailed, agree, check_worl
 
 # %% auto #0
 __all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'COMMANDS', 'recipe_for', 'resolve_device',
-           'TrainingInterrupted', 'RunFolderError', 'run_training', 'write_artefacts', 'run_bench', 'run_docs', 'main']
+           'TrainingInterrupted', 'RunFolderError', 'run_training', 'write_artefacts', 'run_bench', 'main']
 
 # %% ../nbs/08_cli.ipynb #773f909e
 RECIPES = {  # per recipe, each model's defaults (Net2 takes Net's)
@@ -572,59 +572,8 @@ def run_bench(steps:int=10, # timed steps per path per round
     if json_out: atomic_write(Path(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
     return res
 
-# %% ../nbs/08_cli.ipynb #cli0docp
-def _nbdev_proc(cfg) -> Path:
-    ("nbdev's `_pre_docs` without its Quarto install: refresh "
-     "nbdev.yml, the index and the sidebar; process into _proc/.")
-    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar, proc_nbs
-    import nbdev.doclinks
-    # no pages left over from renamed notebooks
-    shutil.rmtree(cfg.config_path/'_proc', ignore_errors=True)
-    refresh_quarto_yml()
-    nbdev.doclinks._build_modidx()
-    nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
-    return Path(proc_nbs(cfg.nbs_path, n_workers=0))
-
-def _replace_dir(built:Path, dest:Path):
-    ("Put a copy of `built` at `dest` in one rename, so a "
-     "half-built site never stands where the last good one stood.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.'))
-    shutil.copytree(built, tmp/'site')
-    if dest.exists(): dest.rename(tmp/'old')
-    (tmp/'site').rename(dest)
-    shutil.rmtree(tmp)
-
-# %% ../nbs/08_cli.ipynb #cli0docr
-def run_docs(dest:str=None, # where to put the site (default: _docs in the clone)
-            ) -> str:
-    ("Build the documentation site from this clone's notebooks "
-     "(needs the development tools); return the renderer used.")
-    try: from nbdev.config import get_config
-    except ImportError: raise ValueError("mnist-course docs builds the site from a clone of the repository with the development "
-                                         "tools installed: pip install -e '.[dev]' in the clone") from None
-    try: cfg = get_config()
-    except Exception: raise ValueError("mnist-course docs must run inside a clone of the repository (no settings.ini found "
-                                       "in this folder or above it)") from None
-    dest = Path(dest).resolve() if dest else cfg.config_path/'_docs'
-    bin_, here = Path(sys.executable).parent, os.getcwd()
-    os.chdir(cfg.config_path)  # nbdev's tools work from the clone's root
-    try:
-        if shutil.which('quarto'):
-            subprocess.run([str(bin_/'nbdev_docs')], check=True)
-            built, renderer = cfg.config_path/'_docs', 'quarto (nbdev_docs)'
-        else:
-            built = _nbdev_proc(cfg)/'_docs'
-            subprocess.run([str(bin_/'smalldocs'), 'render', str(built.parent)], check=True,
-                           stdout=subprocess.DEVNULL)
-            renderer = 'smalldocs (Quarto is not installed here)'
-        if dest != built.resolve(): _replace_dir(built, dest)
-    finally: os.chdir(here)
-    print(f"built the documentation site in {dest} with {renderer}")
-    return renderer
-
 # %% ../nbs/08_cli.ipynb #f0e42305
-COMMANDS = {'train': run_training, 'bench': run_bench, 'docs': run_docs}
+COMMANDS = {'train': run_training, 'bench': run_bench}
 
 def _parser(name:str):
     ("fastcore's `anno_parser` for subcommand `name`, with "
@@ -641,7 +590,7 @@ def _parser(name:str):
     return p
 
 def _usage() -> str:
-    return ("usage: mnist-course {train,bench,docs} [options]\n       mnist-course --version\n\n"
+    return ("usage: mnist-course {train,bench} [options]\n       mnist-course --version\n\n"
             "The mnist-course command: train MNIST models and measure training speed.\n\n"
             "subcommands:\n" + '\n'.join(f"  {n:8}{f.__doc__}" for n, f in COMMANDS.items()) +
             "\n\nRun `mnist-course SUBCOMMAND --help` for its options.")
