@@ -4,12 +4,12 @@
 
 # %% ../nbs/08_cli.ipynb #7ef8120d
 from __future__ import annotations
-import contextlib, csv, errno, io, json, math, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+import contextlib, csv, errno, io, json, math, os, shlex, shutil, signal, sys, threading
+import time
 from pathlib import Path
 try: import fcntl  # the run-folder lock (Linux, macOS); Windows has no lockf and runs without it
 except ImportError: fcntl = None
 import torch
-import torch.nn.functional as F
 import matplotlib
 import matplotlib.pyplot as plt
 from torch.utils.data import DataLoader, TensorDataset
@@ -18,14 +18,12 @@ from . import __version__
 from .data import (MNISTUnavailableError, atomic_write, fetch_mnist, get_datasets,
                                get_loaders, subset,
                                s5_train_transforms, s5_test_transforms)
-from .model import Net, Net2, SmallNet
-from .small import onecycle_per_epoch, train_mflop
-from .training import (History, fit, get_device, seed_everything, s5_optimizer,
-                                   s5_scheduler)
+from .small import (MODELS, RECIPES, UsageError, onecycle_per_epoch, recipe_for, resolve_device,
+                                run_bench, _name)
+from .training import History, fit, seed_everything, s5_optimizer, s5_scheduler
 from .utils import display_model_stats
 from .mistakes import get_incorrect_test_predictions, plot_test_incorrect_predictions
-from .fast import (load_tensors, fast_fit, fast_step, images_per_s, matmul_gflops,
-                               normalize, pick_precision)
+from .fast import load_tensors, fast_fit, normalize, pick_precision
 from .checkpoint import (Checkpointer, CheckpointError, CheckpointWriteError,
                                      load_checkpoint, _write)
 from .training import LossNotFiniteError
@@ -34,40 +32,8 @@ from .distributed import (DDP, GroupCheckpointer, GroupFailed, agree, check_worl
                                       dist, join_group, launch, launched, pick_backend)
 
 # %% auto #0
-__all__ = ['RECIPES', 'MODELS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'COMMANDS', 'recipe_for', 'resolve_device',
-           'TrainingInterrupted', 'RunFolderError', 'run_training', 'write_artefacts', 'run_bench', 'main']
-
-# %% ../nbs/08_cli.ipynb #773f909e
-RECIPES = {  # per recipe, each model's defaults (Net2 takes Net's)
-    'fast': {'Net': dict(epochs=6, lr=0.05, batch_size=128),       # chapter 6: in-memory data, batched augmentation, bf16, one-cycle
-             'SmallNet': dict(epochs=6, lr=0.2, batch_size=256)},  # chapter 6a: BatchNorm allows the higher peak
-    's5':   {'Net': dict(epochs=20, lr=0.01, batch_size=512),      # the seed: DataLoader, per-image transforms, SGD + StepLR
-             'SmallNet': dict(epochs=15, lr=0.1, batch_size=128)}, # chapter 6a: the seed's loop, one-cycle stepped per epoch
-}
-MODELS = {'Net': Net, 'Net2': Net2, 'SmallNet': SmallNet}
-
-def recipe_for(recipe:str, # 'fast' or 's5'
-               model:str, # a name in `MODELS`
-              ) -> dict:
-    "The default epochs, learning rate and batch size of `recipe` for `model` (empty if either is unknown)."
-    r = RECIPES.get(recipe, {})
-    return dict(r.get(model, r.get('Net', {}))) if model in MODELS else {}
-
-def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:N' or 'mps'
-                  ) -> torch.device:
-    "The device called `name`, checked to exist here; 'auto' picks the best one."
-    if name in (None, '', 'auto'): return get_device()
-    try: dev = torch.device(name)
-    except RuntimeError: raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here "
-                         "(torch.cuda.is_available() is False): use --device cpu, or install a CUDA build of PyTorch on a GPU machine")
-    if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for, but Apple's MPS is not available here: use --device cpu")
-    if dev.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    return dev
+__all__ = ['ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'EXIT_STATUS', 'COMMANDS', 'TrainingInterrupted', 'RunFolderError',
+           'run_training', 'write_artefacts', 'exit_status', 'main']
 
 # %% ../nbs/08_cli.ipynb #dc0499d2
 # published in this order
@@ -92,36 +58,39 @@ def _check_args(model, recipe, epochs, lr, batch_size, n_train, n_test):
     for name, n, top, split in (('--n-train', n_train, 60000, 'training'), ('--n-test', n_test,
             10000, 'test')):
         if n is not None and not (isinstance(n, int) and 1 <= n <= top):
-            raise ValueError(f"{name} must be a whole number between 1 and {top:,} (MNIST's "
+            raise UsageError(f"{name} must be a whole number between 1 and {top:,} (MNIST's "
                              f"{split} images), got {n!r}; leave it out to use them all")
     n_train = n_train or 60000
     if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+        raise UsageError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+        raise UsageError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
+        raise UsageError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"--lr must be a positive number, got {lr!r}")
+        raise UsageError(f"--lr must be a positive number, got {lr!r}")
     if not (isinstance(batch_size, int) and 1 <= batch_size <= n_train):
-        raise ValueError(f"--batch-size must be a whole number between 1 and "
+        raise UsageError(f"--batch-size must be a whole number between 1 and "
                          f"the {n_train:,} training images, got {batch_size!r}")
 
 # %% ../nbs/08_cli.ipynb #cli0path
 def _check_paths(out, data):
     "Refuse an empty `--out` or `--data` (which would mean the current folder) before any work."
     if out is None or not str(out).strip():
-        raise ValueError("--out must name a folder for the run, got an "
+        raise UsageError("--out must name a folder for the run, got an "
                          "empty string; leave it out to use runs/latest")
     if data is not None and not str(data).strip():
-        raise ValueError("--data must name a folder, got an empty string; leave "
+        raise UsageError("--data must name a folder, got an empty string; leave "
                          "it out to use $MNIST_COURSE_DATA or the user cache")
 
 def _how(dev:torch.device, **opts) -> dict:
     ("How to run: the options a checkpoint does not hold; the "
      "precision checked, $MNIST_COURSE_PRECISION its default.")
     # a bad --precision, or $MNIST_COURSE_PRECISION, is refused here
-    pick_precision(dev, opts['precision'])
+    try:
+        pick_precision(dev, opts['precision'])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     given = opts['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None
     return dict(opts, precision=given)
 
@@ -154,18 +123,22 @@ def _run_config(out:Path, resume:bool, given:dict) -> dict:
     "The run's options: from the checkpoint when resuming (given ones must agree; `--lr` may drop after a divergence)."
     ckpt_path = out/CHECKPOINT
     if (out/'metrics.json').exists():
-        raise FileExistsError(f"{out} already holds a training run (metrics.json and the other artefacts): choose another --out, "
+        raise UsageError(f"{out} already holds a training run (metrics.json and the other artefacts): choose another --out, "
                               "or delete that folder first")
     if ckpt_path.exists() and not ckpt_path.is_file():
         raise RunFolderError(f"{ckpt_path} is a folder, not a checkpoint: move it out of {out}, or choose another --out")
     if not resume:
-        if ckpt_path.exists(): raise FileExistsError(f"{out} holds an interrupted run ({CHECKPOINT}): add --resume to continue it, or choose another --out")
+        if ckpt_path.exists(): raise UsageError(f"{out} holds an interrupted run ({CHECKPOINT}): add --resume to continue it, or choose another --out")
         return _new_config(given)
-    ck = load_checkpoint(ckpt_path); saved = ck['config']
+    if not ckpt_path.exists():
+        raise UsageError(f"there is no checkpoint in {out}, so nothing to resume: leave out --resume "
+                         "to start a run there")
+    ck = load_checkpoint(ckpt_path)
+    saved = ck['config']
     clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and v != saved.get(k)}
     if clash and not (set(clash) == {'lr'} and saved.get('diverged')):
         why = " (--lr may change only to resume a run stopped by a NaN loss)" if 'lr' in clash else ''
-        raise ValueError(f"the run in {out} was started with " + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
+        raise UsageError(f"the run in {out} was started with " + ', '.join(f"--{k.replace('_', '-')} {s}" for k, (v, s) in clash.items())
                          + f": leave those options out to resume it as it was started{why}")
     if not clash: return saved
     _check_args(saved['model'], saved['recipe'], saved['epochs'], given['lr'], saved['batch_size'], saved['n_train'], saved['n_test'])
@@ -237,8 +210,6 @@ def _train_fast(net, cfg, dev, progress, ckpt, group=None):
     h = fast_fit(net, tensors, **kw) if group is None else ddp_fast_fit(net, tensors, group, **kw)
     return h, _loaders_for_plots(tensors.x_test, tensors.y_test), _name(pick_precision(dev,
             cfg['precision']))
-
-def _name(dtype:torch.dtype) -> str: return str(dtype).replace('torch.', '')  # 'float32', as metrics.json records it
 
 def _train_s5(net, cfg, dev, progress, ckpt, group=None):
     ("The seed's recipe (chapter 2's `fit`, in float32 as the seed; on a "
@@ -425,152 +396,20 @@ def write_artefacts(out:Path, # existing folder
     stage.rmdir()
     return dict(paths={n: out/n for n in ARTEFACTS}, final=final, config=config)
 
-# %% ../nbs/08_cli.ipynb #56fac7f9
-def _forever(loader):
-    "The loader's batches, epoch after epoch."
-    while True: yield from loader
+# %% ../nbs/08_cli.ipynb #cli0exst
+EXIT_STATUS = {  # the errors the command reports in one line, and the status it exits with
+    UsageError: 2,  # a bad option or combination: fix the command
+    LossNotFiniteError: 3,  # the training diverged: resume with the lower --lr it prints
+    MNISTUnavailableError: 4,  # data: MNIST out of reach or damaged, or its folder unwritable
+    CheckpointError: 4,  # a damaged or foreign checkpoint
+    RunFolderError: 4,  # the run folder: in use, unwritable or full
+    ChildProcessError: 4,  # a run the benchmark started failed
+}
 
-def _seed_step(loader_iter, net, opt, dev):
-    "One training step of the seed path, fetching the batch included."
-    def step():
-        x, y = next(loader_iter)
-        opt.zero_grad()
-        F.cross_entropy(net(x.to(dev)), y.to(dev)).backward()
-        opt.step()
-    return step
-
-def _fast_step(tensors, net, dtype, batch_size, dev):
-    ("One training step of the fast path (chapter 6's "
-     "`fast_step`) for `net`, indexing the batch included.")
-    opt, gen = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9,
-                               nesterov=True), torch.Generator(device=dev).manual_seed(0)
-    def step():
-        idx = torch.randint(0, len(tensors.x_train), (batch_size,), device=dev, generator=gen)
-        fast_step(net, opt, tensors.x_train[idx], tensors.y_train[idx], dtype, gen)
-    return step
-
-# %% ../nbs/08_cli.ipynb #06346458
-def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
-    ("Median images/s of the seed path (`Net`) and of the fast "
-     "engine for each model, in alternating rounds in this process.")
-    s5 = recipe_for('s5', 'Net')
-    train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
-    loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
-    tensors = load_tensors(data, dev)
-    seed_net = Net().to(dev)
-    paths = {'seed': (_seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev),
-                      s5['batch_size'])}
-    for m in models:
-        bs = recipe_for('fast', m)['batch_size']
-        paths[m] = (_fast_step(tensors, MODELS[m]().to(dev, memory_format=torch.channels_last),
-                               dtype, bs, dev), bs)
-    rates = {k: [] for k in paths}
-    for r in range(rounds):
-        for k, (step, bs) in paths.items():
-            rates[k].append(images_per_s(step, bs, steps, warmup=3 if r == 0 else 0))
-        say(f"round {r + 1}/{rounds}: seed recipe (Net) "
-            f"{rates['seed'][-1]:,.0f} images/s, fast engine "
-            + ', '.join(f"{m} {rates[m][-1]:,.0f}" for m in models))
-    return {k: statistics.median(v) for k, v in rates.items()}
-
-# %% ../nbs/08_cli.ipynb #e68acdbd
-_EPOCH_LINE = re.compile(r'epoch (\d+): .*test accuracy ([\d.]+)%')
-
-def _end_to_end(model, seed, data, dev, precision, folder) -> dict:
-    ("Run `mnist-course train --model M --seed S` in a new process; "
-     "seconds from its start to each epoch's line, and in all.")
-    cmd = [sys.executable, '-c', 'import sys; from mnist_course.launch '
-           'import main; sys.exit(main())', 'train', '--model', model,
-           '--seed', str(seed), '--out', str(folder), '--device', str(dev), '--precision',
-           precision] + (['--data', str(data)] if data else [])
-    accs, secs = [], []
-    with tempfile.TemporaryFile('w+') as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
-                             env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        for line in p.stdout:  # each epoch's line, timed as it arrives
-            if m := _EPOCH_LINE.match(line):
-                secs.append(round(time.perf_counter() - t0, 1))
-                accs.append(float(m.group(2)))
-        code, total = p.wait(), time.perf_counter() - t0
-        if code:
-            err.seek(0)
-            last = (err.read().strip().splitlines() or ['no message'])[-1]
-            raise ChildProcessError(f"the benchmark's run of mnist-course train --model {model} "
-                                    f"--seed {seed} failed (exit status {code}): {last}")
-    return dict(seed=seed, test_acc=accs, seconds=secs, total_seconds=round(total, 1),
-                seconds_to_99_4=next((s for s, a in zip(secs, accs) if a >= 99.4), None))
-
-def _median_and_spread(values:list) -> tuple:
-    ("The median of `values` (None counts as never, above "
-     "every number) and the `[min, max]` of those reached.")
-    done = sorted(v for v in values if v is not None)
-    ordered = done + [None] * (len(values) - len(done))
-    return ordered[(len(values) - 1) // 2] if values else None, [done[0],
-            done[-1]] if done else None
-
-# %% ../nbs/08_cli.ipynb #cli0bfig
-def _check_json_out(json_out:str):
-    "Refuse a `--json-out` whose folder does not exist or is not writable."
-    folder = Path(json_out).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise ValueError(f"--json-out {json_out}: the folder {folder} does "
-                         f"not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"--json-out {json_out}: the folder {folder} "
-                         f"is not writable; choose another path")
-
-def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
-    ("Parameters, operations per image, GFLOP/s and fraction "
-     "of each ceiling of model `m` at `images_per_s`.")
-    net = MODELS[m]()
-    mflop = train_mflop(net)
-    gflops = images_per_s * mflop / 1e3
-    return dict(parameters=sum(p.numel() for p in net.parameters()), mflop_per_image=round(mflop,
-            2), images_per_s=images_per_s,
-                gflops=gflops, ceiling_fraction={k: gflops / v for k, v in ceiling.items()},
-                times_seed_recipe=images_per_s / seed_images_per_s, recipe=recipe_for('fast', m),
-                runs=[], median_seconds_to_99_4=None, spread_seconds_to_99_4=None)
-
-# %% ../nbs/08_cli.ipynb #e5958f95
-def run_bench(steps:int=10, # timed steps per path per round
-              rounds:int=3, # rounds, alternating the paths
-              runs:int=3, # end-to-end `mnist-course train` runs per model, with seeds 1, 2, ...; 0 skips them
-              models:str='Net,SmallNet', # the models to measure, separated by commas
-              device:str=None, # auto, cpu, cuda, cuda:N or mps
-              precision:str=None, # the fast engine's: auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION, else auto)
-              data:str=None, # MNIST folder (default: $MNIST_COURSE_DATA or the user cache)
-              json_out:str=None, # also write the results to this JSON file
-              progress:bool=True, # print progress
-             ) -> dict:
-    "Per model: images/s, GFLOP/s and share of this machine's matrix-multiply ceiling beside the seed recipe; time to 99.4% from the command's start."
-    names = [m.strip() for m in str(models).split(',') if m.strip()]
-    if not names or any(m not in MODELS for m in names): raise ValueError(f"--models must name models from {', '.join(MODELS)}, separated by commas; got {models!r}")
-    if not all(isinstance(v, int) and v >= lo for v, lo in ((steps, 1), (rounds, 1), (runs, 0))):
-        raise ValueError(f"--steps and --rounds must be whole numbers of at least 1 and --runs of at least 0, got {steps!r}, {rounds!r} and {runs!r}")
-    if json_out: _check_json_out(json_out)  # before the benchmark runs, not after
-    dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None)); seed_everything(0)
-    dtype = pick_precision(dev, precision)  # a bad --precision is refused before any measurement
-    ceiling = {_name(d): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
-    rates = _throughput(data, dev, dtype, names, steps, rounds, say)
-    res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__,
-               threads=torch.get_num_threads(), ceiling_gflops=ceiling, seed_images_per_s=rates['seed'], models={})
-    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, {ceiling['bfloat16']:.0f} bfloat16; "
-        f"seed recipe (Net): {rates['seed']:,.0f} images/s")
-    for m in names:
-        r = res['models'][m] = _model_figures(m, rates[m], rates['seed'], ceiling)
-        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} images/s, {r['gflops']:.1f} GFLOP/s = "
-            f"{100 * r['ceiling_fraction'][res['precision']]:.1f}% of the {res['precision']} ceiling; {r['times_seed_recipe']:.2f}x the seed recipe")
-    for m in names if runs else []:
-        with tempfile.TemporaryDirectory() as tmp:
-            r = res['models'][m]
-            for seed in range(1, runs + 1):
-                r['runs'].append(_end_to_end(m, seed, data, dev, {'float32': 'fp32', 'bfloat16': 'bf16'}[res['precision']], Path(tmp)/f'seed{seed}'))
-                say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a, s in zip(r['runs'][-1]['test_acc'], r['runs'][-1]['seconds'])))
-        r['median_seconds_to_99_4'], r['spread_seconds_to_99_4'] = _median_and_spread([x['seconds_to_99_4'] for x in r['runs']])
-        say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's start (median of {runs}; range {r['spread_seconds_to_99_4']})")
-    if json_out: atomic_write(Path(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
-    return res
+def exit_status(e:BaseException, # an error that ended a subcommand
+               ) -> int|None:
+    "The command's exit status for `e`: `EXIT_STATUS`'s, or None for a bug (or PyTorch's own error)."
+    return next((s for kind, s in EXIT_STATUS.items() if isinstance(e, kind)), None)
 
 # %% ../nbs/08_cli.ipynb #f0e42305
 COMMANDS = {'train': run_training, 'bench': run_bench}
@@ -628,14 +467,21 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         with _sigterm_as_interrupt() as got:
             res = COMMANDS[name](**args)
     except GroupFailed as e:  # the failing process has said what happened and how to go on
-        print(f"mnist-course {name}: {e}", file=sys.stderr); return e.exitcode if e.exitcode > 0 else 1
-    except (ValueError, FileExistsError, MNISTUnavailableError, CheckpointError, RunFolderError, ChildProcessError) as e:
-        print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}", file=sys.stderr); return 2
-    except LossNotFiniteError as e:
-        say(f"mnist-course {name}: error: {e}"); return 3
+        print(f"mnist-course {name}: {e}", file=sys.stderr)
+        return e.exitcode if e.exitcode > 0 else 1
     except KeyboardInterrupt as e:
-        say(f"\nmnist-course {name}: {str(e) or 'interrupted before training started, so nothing was saved; run the same command again to start'}")
+        why = str(e) or ('interrupted before training started, so nothing was saved; run the '
+                         'same command again to start')
+        say(f"\nmnist-course {name}: {why}")
         return 143 if got else 130
+    except Exception as e:
+        status = exit_status(e)
+        if status is None:
+            raise  # a bug, or PyTorch's own error: its traceback, exit status 1
+        if status != 3 or rank == 0:  # a NaN loss is the same in every process: rank 0 says it
+            print(f"mnist-course {name}{f' (process {rank})' if rank else ''}: error: {e}",
+                  file=sys.stderr)
+        return status
     if name == 'train' and res is not None and not os.environ.get('MNIST_COURSE_LAUNCHER'):  # under --nproc the launcher reports
         print(f"final test accuracy {res['final']['test_acc']:.2f}% after {res['final']['seconds']:.0f} s of training")
         print(f"artefacts written to {Path(args['out']).resolve()}:")

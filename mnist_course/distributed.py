@@ -19,6 +19,7 @@ from .fast import (MNISTTensors, augment, normalize, evaluate, pick_precision,
                                _check_fast_args)
 from .training import History, history_of, seed_everything, check_loss
 from .checkpoint import Checkpointer
+from .small import UsageError
 
 # %% auto #0
 __all__ = ['rank_share', 'augment_draws', 'ddp_step', 'Group', 'ddp_fast_epoch', 'ddp_evaluate', 'GroupCheckpointer',
@@ -250,13 +251,13 @@ def pick_backend(device:torch.device, # where the processes compute
     "Gloo for CPUs, NCCL for CUDA GPUs; a backend asked for is checked against the device."
     device = torch.device(device)
     if device.type == 'mps':
-        raise ValueError("PyTorch has no process-group backend for Apple's "
+        raise UsageError("PyTorch has no process-group backend for Apple's "
                          "MPS: use --device cpu to train on several processes")
     if backend in (None, '', 'auto'): return 'nccl' if device.type == 'cuda' else 'gloo'
     if backend not in ('gloo', 'nccl'):
-        raise ValueError(f"unknown --backend {backend!r}: use auto, gloo or nccl")
+        raise UsageError(f"unknown --backend {backend!r}: use auto, gloo or nccl")
     if backend == 'nccl' and device.type != 'cuda':
-        raise ValueError(f"--backend nccl moves tensors between CUDA GPUs "
+        raise UsageError(f"--backend nccl moves tensors between CUDA GPUs "
                          f"only, and this run computes on {device}: "
                          "use --backend gloo (or auto), or --device "
                          "cuda on a machine with CUDA GPUs")
@@ -312,25 +313,25 @@ def check_world(nproc:int, # processes asked for
                ):
     "Refuse a number of processes the run cannot be split into, before any process starts."
     if not (isinstance(nproc, int) and nproc >= 1):
-        raise ValueError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
+        raise UsageError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
     if nproc > batch_size:
-        raise ValueError(f"--nproc {nproc} is more processes than the "
+        raise UsageError(f"--nproc {nproc} is more processes than the "
                          f"{batch_size} images of a batch: each process needs "
                          f"a share of every batch; use --nproc {batch_size} "
                          f"or fewer, or a larger --batch-size")
     if batch_size % nproc:
-        raise ValueError(f"--batch-size {batch_size} does not split evenly "
+        raise UsageError(f"--batch-size {batch_size} does not split evenly "
                          f"between {nproc} processes: choose a batch size "
                          f"divisible by {nproc}, or another --nproc")
     last = n_train % batch_size
     if 0 < last < nproc:
-        raise ValueError(f"the last batch of each epoch holds {last} image(s) "
+        raise UsageError(f"the last batch of each epoch holds {last} image(s) "
                          f"({n_train:,} training images in batches of "
                          f"{batch_size}), fewer than the {nproc} processes: change "
                          f"--n-train or --batch-size, or use fewer processes")
     local = nproc if local is None else local
     if torch.device(device).type == 'cuda' and local > torch.cuda.device_count():
-        raise ValueError(f"{local} processes on this machine on CUDA need a "
+        raise UsageError(f"{local} processes on this machine on CUDA need a "
                          f"GPU each, and it has {torch.cuda.device_count()}: "
                          f"use --nproc {torch.cuda.device_count()} or "
                          f"fewer (with torchrun, --nproc_per_node)")

@@ -12,7 +12,8 @@ from torch.profiler import profile, ProfilerActivity
 from .fast import MNISTTensors, fast_step, images_per_s, matmul_gflops
 
 # %% auto #0
-__all__ = ['PROFILE_GROUPS', 'onecycle_per_epoch', 'train_mflop', 'step_profile']
+__all__ = ['PROFILE_GROUPS', 'RECIPES', 'MODELS', 'onecycle_per_epoch', 'train_mflop', 'step_profile', 'UsageError', 'recipe_for',
+           'resolve_device', 'BenchFailed', 'run_bench']
 
 # %% ../nbs/06a_small_model.ipynb #sm0ocyc
 def onecycle_per_epoch(model:nn.Module, # the network whose parameters it updates
@@ -62,3 +63,228 @@ def step_profile(model:nn.Module, # the network (moved to channels-last, as the 
         ms[group] += e.self_cpu_time_total / 1e3 / steps
     ms['Python and dispatch'] = 1e3 * wall / steps - sum(ms.values())
     return ms
+
+# %% ../nbs/06a_small_model.ipynb #bn0bimp
+import json, re, statistics, subprocess, sys, tempfile
+from pathlib import Path
+import torch.nn.functional as F
+from .data import (atomic_write, get_datasets, get_loaders, s5_train_transforms,
+                               s5_test_transforms)
+from .model import Net, Net2, SmallNet
+from .training import get_device, seed_everything, s5_optimizer
+from .fast import load_tensors, pick_precision
+
+# %% ../nbs/06a_small_model.ipynb #bn0usec
+class UsageError(ValueError):
+    "A bad option or combination of options: the user's to fix; the command exits with status 2."
+    exit_status = 2
+
+# %% ../nbs/06a_small_model.ipynb #bn0rcpc
+RECIPES = {  # per recipe, each model's defaults (Net2 takes Net's)
+    'fast': {'Net': dict(epochs=6, lr=0.05, batch_size=128),  # chapter 6
+             'SmallNet': dict(epochs=6, lr=0.2, batch_size=256)},  # BatchNorm allows the peak
+    's5': {'Net': dict(epochs=20, lr=0.01, batch_size=512),  # the seed: SGD + StepLR
+           'SmallNet': dict(epochs=15, lr=0.1, batch_size=128)},  # one-cycle stepped per epoch
+}
+MODELS = {'Net': Net, 'Net2': Net2, 'SmallNet': SmallNet}
+
+# %% ../nbs/06a_small_model.ipynb #bn0optc
+def recipe_for(recipe:str, # 'fast' or 's5'
+               model:str, # a name in `MODELS`
+              ) -> dict:
+    "The default epochs, learning rate and batch size of `recipe` for `model` (empty if unknown)."
+    r = RECIPES.get(recipe, {})
+    return dict(r.get(model, r.get('Net', {}))) if model in MODELS else {}
+
+# %% ../nbs/06a_small_model.ipynb #bn0devc
+def resolve_device(name:str|None=None, # 'auto' (or None), 'cpu', 'cuda', 'cuda:N' or 'mps'
+                  ) -> torch.device:
+    "The device called `name`, checked to exist here; 'auto' picks the best one."
+    if name in (None, '', 'auto'):
+        return get_device()
+    unknown = f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(unknown) from None
+    if dev.type not in ('cpu', 'cuda', 'mps'):
+        raise UsageError(unknown)
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA GPU here: use "
+                         "--device cpu, or install a CUDA build of PyTorch on a GPU machine")
+    if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA "
+                         "device(s)")
+    mps = getattr(torch.backends, 'mps', None)
+    if dev.type == 'mps' and not (mps and mps.is_available()):
+        raise UsageError("--device mps was asked for, but Apple's MPS is not available here: "
+                         "use --device cpu")
+    return dev
+
+# %% ../nbs/06a_small_model.ipynb #bn0stpc
+def _forever(loader):
+    "The loader's batches, epoch after epoch."
+    while True:
+        yield from loader
+
+def _seed_step(loader_iter, net, opt, dev):
+    "One training step of the seed path, fetching the batch included."
+    def step():
+        x, y = next(loader_iter)
+        opt.zero_grad()
+        F.cross_entropy(net(x.to(dev)), y.to(dev)).backward()
+        opt.step()
+    return step
+
+def _fast_step(tensors, net, dtype, batch_size, dev):
+    "One training step of the fast path (chapter 6's `fast_step`), indexing the batch included."
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    def step():
+        idx = torch.randint(0, len(tensors.x_train), (batch_size,), device=dev, generator=gen)
+        fast_step(net, opt, tensors.x_train[idx], tensors.y_train[idx], dtype, gen)
+    return step
+
+def _name(dtype:torch.dtype) -> str:
+    "'float32' for `torch.float32`: the name metrics.json and the benchmark record."
+    return str(dtype).replace('torch.', '')
+
+# %% ../nbs/06a_small_model.ipynb #bn0thrc
+def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
+    "Median images/s of the seed path (`Net`) and the fast engine per model, in alternating rounds."
+    s5 = recipe_for('s5', 'Net')
+    train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
+    loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
+    tensors = load_tensors(data, dev)
+    seed_net = Net().to(dev)
+    seed_step = _seed_step(_forever(loader), seed_net, s5_optimizer(seed_net), dev)
+    paths = {'seed': (seed_step, s5['batch_size'])}
+    for m in models:
+        bs = recipe_for('fast', m)['batch_size']
+        net = MODELS[m]().to(dev, memory_format=torch.channels_last)
+        paths[m] = (_fast_step(tensors, net, dtype, bs, dev), bs)
+    rates = {k: [] for k in paths}
+    for r in range(rounds):
+        for k, (step, bs) in paths.items():
+            rates[k].append(images_per_s(step, bs, steps, warmup=3 if r == 0 else 0))
+        say(f"round {r + 1}/{rounds}: seed recipe (Net) {rates['seed'][-1]:,.0f} images/s, fast "
+            "engine " + ', '.join(f"{m} {rates[m][-1]:,.0f}" for m in models))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+# %% ../nbs/06a_small_model.ipynb #bn0e2ec
+_EPOCH_LINE = re.compile(r'epoch (\d+): .*test accuracy ([\d.]+)%')
+
+class BenchFailed(ChildProcessError):
+    "A run the benchmark started failed; the command exits with status 4."
+    exit_status = 4
+
+def _end_to_end(model, seed, data, dev, precision, folder) -> dict:
+    "Run `mnist-course train` in a new process; seconds from its start to each epoch's line."
+    cmd = [sys.executable, '-m', 'mnist_course.cli', 'train', '--model', model, '--seed', str(seed),
+           '--out', str(folder), '--device', str(dev), '--precision', precision]
+    cmd += ['--data', str(data)] if data else []
+    accs, secs = [], []
+    with tempfile.TemporaryFile('w+') as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                             env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        for line in p.stdout:  # each epoch's line, timed as it arrives
+            if m := _EPOCH_LINE.match(line):
+                secs.append(round(time.perf_counter() - t0, 1))
+                accs.append(float(m.group(2)))
+        code, total = p.wait(), time.perf_counter() - t0
+        if code:
+            err.seek(0)
+            last = (err.read().strip().splitlines() or ['no message'])[-1]
+            raise BenchFailed(f"the benchmark's run of mnist-course train --model {model} --seed "
+                              f"{seed} failed (exit status {code}): {last}")
+    return dict(seed=seed, test_acc=accs, seconds=secs, total_seconds=round(total, 1),
+                seconds_to_99_4=next((s for s, a in zip(secs, accs) if a >= 99.4), None))
+
+# %% ../nbs/06a_small_model.ipynb #bn0figc
+def _median_and_spread(values:list) -> tuple:
+    "The median of `values` (None: never, above every number) and `[min, max]` of the rest."
+    done = sorted(v for v in values if v is not None)
+    ordered = done + [None] * (len(values) - len(done))
+    median = ordered[(len(values) - 1) // 2] if values else None
+    return median, [done[0], done[-1]] if done else None
+
+def _check_options(names, models, steps, rounds, runs, json_out):
+    "Refuse bad options before anything is measured."
+    if not names or any(m not in MODELS for m in names):
+        raise UsageError(f"--models must name models from {', '.join(MODELS)}, separated by "
+                         f"commas; got {models!r}")
+    if not all(isinstance(v, int) and v >= lo for v, lo in ((steps, 1), (rounds, 1), (runs, 0))):
+        raise UsageError("--steps and --rounds must be whole numbers of at least 1 and --runs of "
+                         f"at least 0, got {steps!r}, {rounds!r} and {runs!r}")
+    folder = Path(json_out).expanduser().resolve().parent if json_out else None
+    if folder and not folder.is_dir():
+        raise UsageError(f"--json-out {json_out}: the folder {folder} does not exist; create it or "
+                         "choose another path")
+    if folder and not os.access(folder, os.W_OK):
+        raise UsageError(f"--json-out {json_out}: the folder {folder} is not writable")
+
+def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
+    "Parameters, operations per image, GFLOP/s and share of each ceiling of `m` at `images_per_s`."
+    net = MODELS[m]()
+    mflop = train_mflop(net)
+    gflops = images_per_s * mflop / 1e3
+    return dict(parameters=sum(p.numel() for p in net.parameters()),
+                mflop_per_image=round(mflop, 2), images_per_s=images_per_s, gflops=gflops,
+                ceiling_fraction={k: gflops / v for k, v in ceiling.items()},
+                times_seed_recipe=images_per_s / seed_images_per_s, recipe=recipe_for('fast', m),
+                runs=[], median_seconds_to_99_4=None, spread_seconds_to_99_4=None)
+
+# %% ../nbs/06a_small_model.ipynb #bn0t94c
+def _time_to_99_4(r:dict, m, runs, data, dev, precision, say):
+    "Run the command `runs` times on model `m`; add each run and the median time to 99.4% to `r`."
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(1, runs + 1):
+            r['runs'].append(_end_to_end(m, seed, data, dev, precision, Path(tmp)/f'seed{seed}'))
+            last = r['runs'][-1]
+            say(f"{m}, seed {seed}: " + ', '.join(f"{a:.2f}% at {s:.1f} s" for a, s in
+                                                 zip(last['test_acc'], last['seconds'])))
+    times = [x['seconds_to_99_4'] for x in r['runs']]
+    r['median_seconds_to_99_4'], r['spread_seconds_to_99_4'] = _median_and_spread(times)
+    say(f"{m}: 99.4% after {r['median_seconds_to_99_4']} s from the command's start (median of "
+        f"{runs}; range {r['spread_seconds_to_99_4']})")
+
+# %% ../nbs/06a_small_model.ipynb #bn0runc
+def run_bench(steps:int=10, # timed steps per path per round
+              rounds:int=3, # rounds, alternating the paths
+              runs:int=3, # end-to-end `mnist-course train` runs per model, seeds 1, 2, ...; 0: none
+              models:str='Net,SmallNet', # the models to measure, separated by commas
+              device:str=None, # auto, cpu, cuda, cuda:N or mps
+              precision:str=None, # auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION, else auto)
+              data:str=None, # MNIST folder (default: $MNIST_COURSE_DATA or the user cache)
+              json_out:str=None, # also write the results to this JSON file
+              progress:bool=True, # print progress
+             ) -> dict:
+    "Per model: images/s, GFLOP/s and share of the ceiling; time to 99.4% from the command's start."
+    names = [m.strip() for m in str(models).split(',') if m.strip()]
+    _check_options(names, models, steps, rounds, runs, json_out)
+    dev, say = resolve_device(device), (print if progress else (lambda *a, **k: None))
+    seed_everything(0)
+    try:
+        dtype = pick_precision(dev, precision)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ceiling = {_name(d): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
+    rates = _throughput(data, dev, dtype, names, steps, rounds, say)
+    res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__, models={},
+               threads=torch.get_num_threads(), ceiling_gflops=ceiling,
+               seed_images_per_s=rates['seed'])
+    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, "
+        f"{ceiling['bfloat16']:.0f} bfloat16; seed recipe (Net): {rates['seed']:,.0f} images/s")
+    for m in names:
+        r = res['models'][m] = _model_figures(m, rates[m], rates['seed'], ceiling)
+        share = 100 * r['ceiling_fraction'][res['precision']]
+        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} images/s, {r['gflops']:.1f} "
+            f"GFLOP/s = {share:.1f}% of the {res['precision']} ceiling; "
+            f"{r['times_seed_recipe']:.2f}x the seed recipe")
+    short = {'float32': 'fp32', 'bfloat16': 'bf16'}[res['precision']]
+    for m in names if runs else []:
+        _time_to_99_4(res['models'][m], m, runs, data, dev, short, say)
+    if json_out:
+        atomic_write(Path(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
+    return res

