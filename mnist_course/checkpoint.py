@@ -43,6 +43,7 @@ def set_rng_state(s:dict, # from `rng_state`
 # %% ../nbs/07_checkpoints.ipynb #a3926190
 class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: missing, damaged, or made by another model."
+    exit_status = 4  # the command's exit status (chapter 8b's table): data, disk or environment
 
 class CheckpointWriteError(CheckpointError):
     "A checkpoint could not be written (disk full, read-only); says what failed and what was kept."

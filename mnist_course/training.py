@@ -60,6 +60,7 @@ def history_of(model:nn.Module, # the network whose history we want
 # %% ../nbs/02_training.ipynb #476625e1
 class LossNotFiniteError(FloatingPointError):
     "The training loss became NaN or infinite; `args[0]` says what happened, the rest what to do."
+    exit_status = 3  # the command's exit status (chapter 8b's table)
     def __str__(self): return ': '.join(map(str, self.args))
 
 # %% ../nbs/02_training.ipynb #5a5bc26a

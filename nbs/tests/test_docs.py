@@ -19,7 +19,10 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get('CI'), r
 SOURCES = {'01_model.html': ['def forward(self'], '02_training.html': ['def train(', 'def test('],
            '04_error_analysis.html': ['def get_incorrect_test_predictions('], '06_fast_training.html': ['def augment(', 'def fast_fit('],
            '06a_small_model.html': ['class SmallNet(', 'def layers_of(', 'def step_profile('],
-           '08b_distributed.html': ['def rank_share(', 'def ddp_step(', 'def ddp_fast_fit(']}
+           '08_command.html': ['class RunLock:', 'def publish('], '08a_training_run.html': ['def train_run('],
+           '08b_command_line.html': ['def main(', 'def start('],
+           '08c_distributed.html': ['def rank_share(', 'def ddp_step(', 'def ddp_fast_fit('],
+           '08d_launch.html': ['def train_command(']}
 
 # the code blocks (not outputs) whose lines are all within 100 characters but that scroll sideways
 CUT_CODE = '''els => els.filter(e => !e.closest('.cell-output'))
@@ -84,6 +87,12 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
             for needle in SOURCES.get(name, []):
                 if not page.locator('pre', has_text=needle).count(): problems.append(f'{name}: does not show the source `{needle}`')
             if shots and name == 'index.html': page.screenshot(path=str(shots/'index.png'))
+            if shots and name == '08_command.html':  # a block with a line of exactly 100 characters, whole
+                block = page.locator('pre.sourceCode', has_text='def space_needed(').first
+                block.evaluate('e => { document.documentElement.style.scrollBehavior = "auto"; '
+                               'e.scrollIntoView({block: "center"}); }')
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(shots/'08_command.png'))
             if shots and name == '03_evaluation.html':  # an API entry (show_doc) with the figure of its example below
                 page.locator('h3', has_text='display_model_stats').first.evaluate(
                     'e => { document.documentElement.style.scrollBehavior = "auto"; e.scrollIntoView({block: "start"}); }')
@@ -115,7 +124,7 @@ def test_site_contents(site):
 def test_site_in_browser(site):
     shots = REPO/'screenshots'; shots.mkdir(exist_ok=True)
     assert check_site(site, shots) == []
-    for s in ('index.png', '03_evaluation.png'): assert (shots/s).stat().st_size > 10_000
+    for s in ('index.png', '03_evaluation.png', '08_command.png'): assert (shots/s).stat().st_size > 10_000
 
 def test_browser_check_catches_breakage(site, tmp_path):
     "A broken internal link, a removed figure and a removed source listing are all reported."

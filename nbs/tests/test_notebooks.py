@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 NBS = sorted(p.name for p in (REPO/'nbs').glob('*.ipynb'))
 BIN = Path(sys.executable).parent
 
-PRECISION_SENSITIVE = ['08b_distributed.ipynb']  # its checks compare runs: `.ci/run` runs it again in bfloat16
+# their checks compare runs: `.ci/run` runs them again in bfloat16
+PRECISION_SENSITIVE = ['08c_distributed.ipynb', '08d_launch.ipynb']
 
 @pytest.mark.parametrize('nb', [pytest.param(nb, marks=pytest.mark.precision) if nb in PRECISION_SENSITIVE else nb for nb in NBS])
 def test_notebook(nb, mnist_root):
@@ -54,7 +55,7 @@ def test_saved_outputs_hold_no_progress_bar_redraws():
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
-CHAPTERS = [nb for nb in NBS if re.match(r'0[0-8]_|06a_|08b_', nb)]
+CHAPTERS = [nb for nb in NBS if re.match(r'0[0-8]_|06a_|08[a-d]_', nb)]
 
 def _cells(nb): return json.loads((REPO/'nbs'/nb).read_text())['cells']
 def _src(c): return ''.join(c['source'])
@@ -64,21 +65,15 @@ def test_no_code_cell_is_longer_than_40_lines():
             if c['cell_type'] == 'code' and len(_src(c).splitlines()) > 40]
     assert long == [], f"code cells over 40 lines (notebook, cell, lines): {long}"
 
-# Chapter 8's cells keep lines over 100 characters until the command is split into modules (issue 21), which rewrites
-# them; every other chapter keeps to the limit.
-WIDE_UNTIL_SPLIT = {'08_cli.ipynb'}
-
 def test_no_code_line_is_longer_than_100_characters():
     "The site's code column shows 100 characters at 1280 pixels (test_docs checks it): longer lines are cut there."
-    wide = [(nb, c.get('id'), len(l)) for nb in NBS if nb not in WIDE_UNTIL_SPLIT for c in _cells(nb)
+    wide = [(nb, c.get('id'), len(l)) for nb in NBS for c in _cells(nb)
             if c['cell_type'] == 'code' for l in _src(c).splitlines() if len(l) > 100]
     assert wide == [], f"code lines over 100 characters (notebook, cell, length): {wide}"
 
 # A chapter uses only what earlier chapters taught. The exercises' checkers and the fetching appendix may be imported
-# anywhere. One import still reaches forward until the command is split into modules (issue 21); the test fails if
-# one of them goes away and stays listed, so that the list only shrinks.
+# anywhere.
 ANYWHERE = {'exercises', 'fetch'}
-FORWARD_UNTIL_SPLIT = {('08_cli.ipynb', 'distributed')}
 
 def _code(c):
     "A code cell's source as Python: IPython's `!` and `%` lines blanked."
@@ -128,9 +123,7 @@ def _forward_imports() -> set:
 
 def test_chapters_import_only_what_earlier_chapters_define():
     "No notebook imports a name that a later notebook defines (the checkers and the appendix aside)."
-    found = _forward_imports()
-    assert {(nb, mod) for nb, mod, _ in found} - FORWARD_UNTIL_SPLIT == set(), sorted(found)
-    assert FORWARD_UNTIL_SPLIT - {(nb, mod) for nb, mod, _ in found} == set(), "fixed: remove it from the list"
+    assert _forward_imports() == set(), sorted(_forward_imports())
 
 @pytest.mark.parametrize('nb', CHAPTERS)
 def test_chapter_ends_with_summary_and_exercises(nb):

@@ -92,8 +92,8 @@ def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
 @pytest.mark.parametrize('args,message', [
     (['--epochs', '0'], '--epochs must be a whole number of at least 1'),
     (['--epochs', '-3'], '--epochs must be a whole number of at least 1'),
-    (['--model', 'Net3'], "unknown model 'Net3'"),
-    (['--recipe', 'turbo'], "unknown recipe 'turbo'"),
+    (['--model', 'Net3'], "argument --model: invalid choice: 'Net3'"),
+    (['--recipe', 'turbo'], "argument --recipe: invalid choice: 'turbo'"),
     (['--lr', '0'], '--lr must be a positive number'),
     (['--lr', 'nan'], '--lr must be a positive number'),
     (['--lr', 'fast'], "argument --lr: invalid float value: 'fast'"),
@@ -350,7 +350,7 @@ def test_stop_before_the_first_epoch_and_sigterm(tmp_path, mnist_root, sig, stat
     code, text = run('train', '--out', out, '--resume', '--no-progress'); assert code == 0, text
 
 def test_ctrl_c_while_starting(tmp_path):
-    p = start('train', '--out', tmp_path/'run', *TINY, env=fault(importing='mnist_course.cli', do='SIGINT'))
+    p = start('train', '--out', tmp_path/'run', *TINY, env=fault(importing='torch', do='SIGINT'))  # Ctrl-C while PyTorch loads
     text = p.communicate(timeout=60)[0]
     assert p.returncode == 130 and 'interrupted while starting' in text and 'Traceback' not in text, text
 
