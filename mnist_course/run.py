@@ -21,17 +21,10 @@ from .rundir import (CHECKPOINT, LOCK, RUN_KEYS, RunFolderError, RunLock, check_
                                  space_needed, tidy, write_artefacts)
 
 # %% auto #0
-__all__ = ['RUNNERS', 'COMMANDS', 'CHOICES', 'train_fast', 'train_s5', 'how_to_go_on', 'TrainingInterrupted', 'train_run',
-           'in_run_folder', 'run_training']
+__all__ = ['RUNNERS', 'COMMANDS', 'CHOICES', 'how_to_go_on', 'TrainingInterrupted', 'train_run', 'in_run_folder', 'run_training']
 
 # %% ../nbs/08a_training_run.ipynb #run0fst
-def train_fast(net:torch.nn.Module, # the model, seeded
-               cfg:dict, # the run's options
-               dev:torch.device, # where to train
-               progress:bool, # print progress bars and per-epoch lines
-               ckpt:Checkpointer, # saves every epoch, restores on --resume
-               group=None, # a process group (chapter 8c), or None for one process
-              ) -> tuple:
+def _train_fast(net, cfg, dev, progress, ckpt, group=None) -> tuple:
     "Chapter 6's recipe: the history, a test loader for the figures, the precision used."
     tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'])
     kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
@@ -41,13 +34,7 @@ def train_fast(net:torch.nn.Module, # the model, seeded
     return h, plots, _name(pick_precision(dev, cfg['precision']))
 
 # %% ../nbs/08a_training_run.ipynb #run0s5
-def train_s5(net:torch.nn.Module, # the model, seeded
-             cfg:dict, # the run's options
-             dev:torch.device, # where to train
-             progress:bool, # print progress bars and per-epoch lines
-             ckpt:Checkpointer, # saves every epoch, restores on --resume
-             group=None, # a process group (chapter 8c), or None for one process
-            ) -> tuple:
+def _train_s5(net, cfg, dev, progress, ckpt, group=None) -> tuple:
     "The seed's recipe (chapter 2's `fit`, in float32 as the seed did): history, loader, precision."
     train_ds, test_ds = get_datasets(cfg['data'], s5_train_transforms(), s5_test_transforms())
     train_ds = subset(train_ds, cfg['n_train']) if cfg['n_train'] else train_ds
@@ -65,7 +52,7 @@ def train_s5(net:torch.nn.Module, # the model, seeded
             optimizer=opt, scheduler=sched, checkpointer=ckpt, progress=progress)
     return h, test_loader, 'float32'
 
-RUNNERS = {'fast': train_fast, 's5': train_s5}
+RUNNERS = {'fast': _train_fast, 's5': _train_s5}
 
 # %% ../nbs/08a_training_run.ipynb #run0go
 def how_to_go_on(what:str, # what happened, e.g. 'training interrupted'
