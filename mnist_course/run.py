@@ -66,7 +66,7 @@ def how_to_go_on(what:str, # what happened, e.g. 'training interrupted'
     lower = {'lr': f"{cfg['lr'] / 10:g}"} if diverged else {}
     lowered = ' with a 10x lower learning rate' if diverged else ''
     if not epoch:
-        kept = "no epoch was saved, so nothing was kept"
+        kept = "nothing was saved (no epoch's checkpoint was written)"
         step = f"start again{lowered or ' with'}: " + command(out, cfg, **lower)
     elif epoch >= cfg['epochs']:
         kept = f"all {epoch} epochs are in {out/CHECKPOINT}"

@@ -86,7 +86,7 @@ def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
     code, text = run('train', '--out', out, '--lr', '1e12', '--epochs', '2', *SMALL)
     assert code == 3, text
     assert 'the training loss became' in text and 'in epoch 1' in text and 'with a 10x lower learning rate' in text
-    assert 'no epoch was saved' in text and '--lr 1e+11' in text and 'Traceback' not in text
+    assert "no epoch's checkpoint was written" in text and '--lr 1e+11' in text and 'Traceback' not in text
     assert not out.exists()  # nothing was kept, so the folder it made is gone
 
 @pytest.mark.parametrize('args,message', [
@@ -336,7 +336,7 @@ def test_stop_before_the_first_epoch_and_sigterm(tmp_path, mnist_root, sig, stat
     out = tmp_path/'run'
     p = start('train', '--out', out, '--epochs', '3', *SMALL, env=fault(step=[1, 3], do=sig.name))  # inside epoch 1
     text = p.communicate(timeout=120)[0]
-    assert p.returncode == status and 'no epoch was saved, so nothing was kept' in text and '--resume' not in text, text
+    assert p.returncode == status and "nothing was saved (no epoch's checkpoint was written)" in text and '--resume' not in text, text
     assert 'Start again with: mnist-course train --out' in text and 'Traceback' not in text and not out.exists()
     p = start('train', '--out', out, '--epochs', '3', *SMALL)
     while not (out/'.lock').exists(): assert p.poll() is None; time.sleep(0.01)
