@@ -122,6 +122,10 @@ def load_checkpoint(path:str|Path, # the checkpoint file
                               f"({type(e).__name__}): it is damaged or not a "
                               "checkpoint. Delete it to train from the "
                               "start, or choose another output folder") from None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get('format'), int) and ckpt['format'] > FORMAT:
+        raise CheckpointError(f"{path} was written by a newer version of mnist-course (checkpoint "
+                              f"format {ckpt['format']}; this one reads format {FORMAT}): upgrade "
+                              "it (pip install -U mnist-course) to resume the run")
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT or 'model' not in ckpt:
         raise CheckpointError(f"{path} is not an mnist-course checkpoint (format {FORMAT})")
     if model_class and ckpt['model_class'] != model_class:

@@ -4,13 +4,13 @@
 
 # %% ../nbs/08b_command_line.ipynb #cli0eimp
 from __future__ import annotations
-import argparse, importlib, inspect, os, signal, sys, threading
+import argparse, importlib, inspect, os, signal, sys, threading, time
 from pathlib import Path
 from fastcore.docments import docments
 from . import __version__
 
 # %% auto #0
-__all__ = ['exit_status', 'add_options', 'parser', 'main', 'start']
+__all__ = ['exit_status', 'add_options', 'parser', 'main', 'exit_with_parent', 'start']
 
 # %% ../nbs/08b_command_line.ipynb #cli0ex
 def exit_status(e:BaseException, # an error that ended a subcommand
@@ -56,19 +56,23 @@ def parser(commands:dict, # subcommand -> the function it calls
     return p
 
 # %% ../nbs/08b_command_line.ipynb #cli0sig
-class _sigterm_as_interrupt:
-    "Within this block SIGTERM stops the run as Ctrl-C does; the list it gives says if it came."
+class _signals_as_interrupt:
+    "Within this block SIGTERM and SIGHUP stop the run as Ctrl-C does; the signals after it wait."
+    names = ('SIGINT', 'SIGTERM', 'SIGHUP')  # Windows has no SIGHUP
     def __enter__(self):
-        self.got, self.old = [], None
+        self.got, self.old = [], {}
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGTERM, self._handler)
-        return self.got
+            for s in [getattr(signal, n) for n in self.names if hasattr(signal, n)]:
+                self.old[s] = signal.signal(s, self._handler)
+        return self.got  # the signals that came
     def _handler(self, signum, frame):
         self.got.append(signum)
-        raise KeyboardInterrupt
+        if len(self.got) == 1:  # the first stops the run; the others must not stop the stopping
+            raise KeyboardInterrupt
     def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
+        for s, old in self.old.items():
+            signal.signal(s, old)
+
 
 # %% ../nbs/08b_command_line.ipynb #cli0main
 def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
@@ -82,14 +86,15 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
     name, function = args.pop('command'), args.pop('function')
     rank = int(os.environ.get('RANK', 0))
     try:
-        with _sigterm_as_interrupt() as got:
+        with _signals_as_interrupt() as got:
             res = function(**args)
     except KeyboardInterrupt as e:
-        if rank == 0:
-            why = str(e) or ('interrupted before training started, so nothing was saved; run the '
-                             'same command again to start')
+        if rank == 0 and not os.environ.get('MNIST_COURSE_LAUNCHER'):  # else the launcher says it
+            before = 'training started' if name == 'train' else 'its end'
+            why = str(e) or (f'interrupted before {before}, so nothing was saved; run the same '
+                             'command again')
             print(f"\nmnist-course {name}: {why}", file=sys.stderr)
-        return 143 if got else 130
+        return getattr(e, 'exit_status', None) or 128 + (got[0] if got else signal.SIGINT)
     except Exception as e:
         status = exit_status(e)
         if status is None:
@@ -106,16 +111,42 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
             print(f"  {p.name}")
     return 0
 
+# %% ../nbs/08b_command_line.ipynb #cli0pdc
+def exit_with_parent(parent:int|str|None, # the pid of the process that started this one, or None
+                    ):
+    "End this process as soon as `parent` ends, even by SIGKILL: no orphan trains on, or writes."
+    if not str(parent or '').isdigit():
+        return
+    parent = int(parent)
+    if sys.platform.startswith('linux'):  # the kernel sends SIGKILL when the parent dies
+        import ctypes
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    else:  # macOS and Windows: look every half second
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True, name='exit-with-parent').start()
+    if os.getppid() != parent:  # it ended before we asked
+        os._exit(1)
+
+
 # %% ../nbs/08b_command_line.ipynb #cli0sta
 def start(module:str='mnist_course.launch', # the module whose `main()` is the command
          ) -> int:
     "The console script: import the command (and PyTorch), then run it; Ctrl-C meanwhile: one line."
+    exit_with_parent(os.environ.pop('MNIST_COURSE_PARENT', None))  # before anything else
     try:
         command = importlib.import_module(module)
     except KeyboardInterrupt:
         print("\nmnist-course: interrupted while starting; nothing was done", file=sys.stderr)
         return 130
-    return command.main()
+    try:
+        return command.main()
+    finally:  # it has said how it ended: a late Ctrl-C must not add a traceback
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+
 
 # %% ../nbs/08b_command_line.ipynb #cli0smn
 if __name__ == '__main__' and 'IPython' not in sys.modules:  # a script, not a notebook's kernel

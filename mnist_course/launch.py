@@ -4,7 +4,7 @@
 
 # %% ../nbs/08d_launch.ipynb #lch0eimp
 from __future__ import annotations
-import contextlib, inspect, json, logging, os, sys, uuid
+import contextlib, inspect, json, logging, os, signal, sys, uuid
 from pathlib import Path
 import torch
 import torch.distributed as dist
@@ -14,18 +14,21 @@ from fastcore.meta import delegates
 from . import cli
 from .data import fetch_mnist
 from .training import History
+from .checkpoint import CheckpointError, load_checkpoint
 from .small import MODELS, resolve_device, run_bench
-from .rundir import (ARTEFACTS, RunLock, check_space, how_to_run, make_folder,
-                                 new_config, run_config, space_needed, tidy, train_images)
-from .run import CHOICES, in_run_folder, run_training, train_run
-from .distributed import (EpochLoader, Group, GroupCheckpointer, agree, check_world,
-                                      ddp_fast_fit, ddp_s5_loader, join_group, launched,
-                                      pick_backend, usable_cpus)
+from .rundir import (ARTEFACTS, CHECKPOINT, RunLock, check_space, how_to_run,
+                                 make_folder, new_config, run_config, space_needed, tidy,
+                                 train_images)
+from .run import (CHOICES, TrainingInterrupted, how_to_go_on, in_run_folder,
+                             run_training, train_run)
+from .distributed import (EpochLoader, Group, GroupCheckpointer, agree, check_machine,
+                                      check_world, ddp_fast_fit, ddp_s5_loader, join_group,
+                                      launched, pick_backend, usable_cpus)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'GroupFailed', 'launch', 'train_in_group', 'train_command', 'launch_group', 'main']
 
-# %% ../nbs/08d_launch.ipynb #dd0lac
+# %% ../nbs/08d_launch.ipynb #dd0gfc
 class GroupFailed(ChildProcessError):
     "A process of the group ended with an error; `exitcode` is its exit code."
     def __init__(self, msg, exitcode):
@@ -33,6 +36,8 @@ class GroupFailed(ChildProcessError):
         self.exitcode = exitcode
         self.exit_status = exitcode if exitcode > 0 else 1  # the command's (chapter 8b)
 
+
+# %% ../nbs/08d_launch.ipynb #dd0lac
 def launch(nproc:int, # processes to start on this machine
            args:list, # each process's `mnist-course` arguments, e.g. ['train', '--out', 'r']
            threads:int|None=None, # per process (default: $OMP_NUM_THREADS, or usable CPUs / nproc)
@@ -49,17 +54,20 @@ def launch(nproc:int, # processes to start on this machine
             if n.startswith('torch.distributed') and isinstance(l, logging.Logger)}
     levels = {n: l.level for n, l in logs.items()}
     for l in logs.values(): l.setLevel(logging.CRITICAL)  # a failure is said once, by us
-    old = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MNIST_COURSE_LAUNCHER')}
-    # the processes inherit the environment
-    os.environ.update(OMP_NUM_THREADS=str(threads), MNIST_COURSE_LAUNCHER='1')
+    old = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'MNIST_COURSE_LAUNCHER',
+                                          'MNIST_COURSE_PARENT')}
+    # the processes inherit the environment; each ends with this one (chapter 8b)
+    os.environ.update(OMP_NUM_THREADS=str(threads), MNIST_COURSE_LAUNCHER='1',
+                      MNIST_COURSE_PARENT=str(os.getpid()))
     try: elastic_launch(cfg, sys.executable)('-m', 'mnist_course.cli', *map(str, args))
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         raise GroupFailed(f"process {rank} of {nproc} ended with exit code {failure.exitcode}",
                           failure.exitcode) from None
-    except SignalException:
-        raise KeyboardInterrupt("stopped; rank 0 said above what was kept and "
-                                "how to go on") from None
+    except SignalException as e:  # Ctrl-C, SIGTERM or SIGHUP: the agent stopped the processes
+        stop = KeyboardInterrupt(f"stopped by {signal.Signals(e.sigval).name}")
+        stop.exit_status = 128 + e.sigval  # as one process stopped by it
+        raise stop from None
     finally:
         for n, l in logs.items(): l.setLevel(levels[n])
         for k, v in old.items():
@@ -138,12 +146,21 @@ def train_command(nproc:int=1, # processes to train on, each on its share of eve
     new = None if k['resume'] else new_config(given)
     if new:
         check_world(nproc, new['batch_size'], train_images(new), dev)
+    check_machine(nproc, dev)
     def check(cfg):
-        check_world(nproc, cfg['batch_size'], train_images(cfg), dev)
+        check_world(nproc, cfg['batch_size'], train_images(cfg), dev, resume=k['resume'])
     in_run_folder(out, k['resume'], given, how, check)
     return launch_group(out, dict(given, **how), k['resume'], k['progress'])
 
 # %% ../nbs/08d_launch.ipynb #dd0lgc
+def _kept(out:Path, opts:dict) -> tuple[dict, int]:
+    "The run's options and the epochs its checkpoint in `out` holds (`opts` and 0 without one)."
+    try:
+        ck = load_checkpoint(out/CHECKPOINT)
+    except CheckpointError:
+        return opts, 0
+    return dict(opts, **ck['config']), ck['epoch']
+
 def launch_group(out:Path, # the run folder, checked and free
                  opts:dict, # the run's options as given, and how to run it (nproc, backend, ...)
                  resume:bool, # continue the interrupted run in `out`
@@ -152,9 +169,16 @@ def launch_group(out:Path, # the run folder, checked and free
     "Run `mnist-course train` with `opts` in `opts['nproc']` processes; return what rank 0 wrote."
     args = ['train', '--out', out] + [f"--{k.replace('_', '-')}={v}" for k, v in opts.items()
                                       if v is not None]
-    launch(opts['nproc'], args + ['--resume'] * resume + ['--no-progress'] * (not progress))
+    try:
+        launch(opts['nproc'], args + ['--resume'] * resume + ['--no-progress'] * (not progress))
+    except KeyboardInterrupt as e:  # the processes stopped quietly (chapter 8b): say it here
+        stop = TrainingInterrupted(how_to_go_on(str(e) or 'training interrupted', out,
+                                                *_kept(out, opts)))
+        stop.exit_status = getattr(e, 'exit_status', None)
+        raise stop from None
     res = json.loads((out/'metrics.json').read_text())
     return dict(paths={n: out/n for n in ARTEFACTS}, final=res['final'], config=res['config'])
+
 
 # %% ../nbs/08d_launch.ipynb #dd0mnc
 COMMANDS = {'train': train_command, 'bench': run_bench}  # chapter 8a's, with --nproc and --backend

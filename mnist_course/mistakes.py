@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import matplotlib.pyplot as plt
+from .training import validate_labels
 
 # %% auto #0
 __all__ = ['get_incorrect_test_predictions', 'plot_test_incorrect_predictions', 'most_confused', 'top_losses', 'plot_top_losses']
@@ -23,7 +24,9 @@ def get_incorrect_test_predictions(model:nn.Module, # trained network
     with torch.no_grad():
         for data, target in test_loader:
             data, target = data.to(device), target.to(device)
-            pred = model(data).argmax(dim=1)
+            out = model(data)
+            validate_labels(out, target)  # chapter 2: ten scores a row, labels 0 to 9
+            pred = out.argmax(dim=1)
             wrong = pred.ne(target)
             incorrect_pred['images'].extend(data[wrong].cpu())
             incorrect_pred['ground_truths'].extend(target[wrong].cpu())

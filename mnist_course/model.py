@@ -126,6 +126,7 @@ class SmallNet(nn.Module):
     def forward(self, x:torch.Tensor, # `(N, 1, 28, 28)` or `(1, 28, 28)`, normalised
                ) -> torch.Tensor:
         check_input(x, self.conv1.weight.dtype)
+        x = x if x.dim() == 4 else x[None]  # one image: a batch of one, as `Net` takes it
         x = torch.relu(self.bn1(self.pool(self.conv1(x))))
         x = self.gap(self.blocks(x))
         return torch.log_softmax(self.head(x).flatten(1), dim=1)

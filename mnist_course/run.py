@@ -137,6 +137,9 @@ def in_run_folder(out:Path, # the run folder
                  ):
     "Take the folder `out`: create, lock, tidy; settle the run's options; check space; `then(cfg)`."
     fetch_mnist(how['data'])  # prints only problems
+    if resume and not out.is_dir():  # refused before anything is made
+        raise UsageError(f"there is no run folder {out}, so nothing to resume: leave out --resume "
+                         "to start a run there")
     created = make_folder(out)
     try:
         with RunLock(out):
@@ -146,7 +149,8 @@ def in_run_folder(out:Path, # the run folder
             return then(cfg)
     finally:
         if created and {p.name for p in out.iterdir()} <= {LOCK}:
-            shutil.rmtree(out, ignore_errors=True)  # nothing was kept: the folder goes too
+            # nothing was kept: the folders it made go too
+            shutil.rmtree(created, ignore_errors=True)
 
 # %% ../nbs/08a_training_run.ipynb #run0trg
 def run_training(out:str='runs/latest', # folder for the checkpoint and the artefacts

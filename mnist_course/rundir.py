@@ -21,7 +21,7 @@ from .checkpoint import load_checkpoint
 from .small import MODELS, RECIPES, UsageError, recipe_for
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'HOW_KEYS', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'RunFolderError', 'train_images',
+__all__ = ['RUN_KEYS', 'HOW_KEYS', 'LR_MAX', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'RunFolderError', 'train_images',
            'check_options', 'new_config', 'how_to_run', 'command', 'make_folder', 'RunLock', 'tidy', 'run_config',
            'space_needed', 'check_space', 'write_artefacts', 'publish']
 
@@ -35,6 +35,7 @@ class RunFolderError(RuntimeError):
 RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test',
             'lr_changes')
 HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}
+LR_MAX = float(torch.finfo(torch.float32).max)  # the optimizers compute in float32
 
 def train_images(cfg:dict, # a run's options
                 ) -> int:
@@ -58,8 +59,12 @@ def check_options(cfg:dict, # a run's options
     epochs, lr, bs, n = cfg['epochs'], cfg['lr'], cfg['batch_size'], train_images(cfg)
     if not (isinstance(epochs, int) and epochs >= 1):
         raise UsageError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise UsageError(f"--lr must be a positive number, got {lr!r}")
+    if not (isinstance(lr, (int, float)) and 0 < lr <= LR_MAX):  # NaN fails both
+        raise UsageError(f"--lr must be a positive number that float32 holds (at most "
+                         f"{LR_MAX:.4g}), got {lr!r}")
+    if not (isinstance(cfg['seed'], int) and 0 <= cfg['seed'] < 2**32):
+        raise UsageError(f"--seed must be a whole number from 0 to {2**32 - 1:,}, got "
+                         f"{cfg['seed']!r}")
     if not (isinstance(bs, int) and 1 <= bs <= n):
         raise UsageError(f"--batch-size must be a whole number between 1 and the {n:,} training "
                          f"images, got {bs!r}")
@@ -72,6 +77,11 @@ def new_config(given:dict, # the options given (None: not given)
                seed=1 if given['seed'] is None else given['seed'], lr_changes=[])
     for k, v in recipe_for(cfg['recipe'], cfg['model']).items():
         cfg[k] = v if cfg[k] is None else cfg[k]
+    n = cfg['n_train']
+    if given['batch_size'] is None and isinstance(n, int) and 0 < n < cfg['batch_size']:
+        raise UsageError(f"--n-train {n} is fewer than the {cfg['batch_size']} images of one batch "
+                         f"(the recipe's --batch-size): give --batch-size {n} or less, or a larger "
+                         "--n-train")
     check_options(cfg)
     return cfg
 
@@ -90,7 +100,8 @@ def how_to_run(dev:torch.device, # the device the run will use
         pick_precision(dev, how['precision'])
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return dict(how, precision=how['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None)
+    return dict(how, out=Path(how['out']).expanduser(),  # ~ as the shell would (and --data does)
+                precision=how['precision'] or os.environ.get('MNIST_COURSE_PRECISION') or None)
 
 # %% ../nbs/08_command.ipynb #cmd0cmd
 def command(out:Path, # the run's folder
@@ -116,9 +127,9 @@ ARTEFACTS = ('metrics.csv', 'stats.png', 'misclassified.png', 'model.pt', 'metri
 CHECKPOINT, LOCK, STAGING = 'checkpoint.pt', '.lock', '.artefacts.part'
 
 def make_folder(out:Path, # the run folder
-               ) -> bool:
-    "Create the run folder `out` if needed (or say why it cannot be); return whether it was."
-    created = not out.exists()
+               ) -> Path|None:
+    "Create the run folder `out` if needed (or say why it cannot be); return the first folder made."
+    created = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     if not created and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file, not a folder: choose another --out")
     try:

@@ -186,13 +186,18 @@ def _end_to_end(model, seed, data, dev, precision, folder) -> dict:
     accs, secs = [], []
     with tempfile.TemporaryFile('w+') as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
-                             env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        for line in p.stdout:  # each epoch's line, timed as it arrives
-            if m := _EPOCH_LINE.match(line):
-                secs.append(round(time.perf_counter() - t0, 1))
-                accs.append(float(m.group(2)))
-        code, total = p.wait(), time.perf_counter() - t0
+        # the run ends with the benchmark, even one killed by SIGKILL (chapter 8b)
+        env = dict(os.environ, PYTHONUNBUFFERED='1', MNIST_COURSE_PARENT=str(os.getpid()))
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env) as p:
+            try:
+                for line in p.stdout:  # each epoch's line, timed as it arrives
+                    if m := _EPOCH_LINE.match(line):
+                        secs.append(round(time.perf_counter() - t0, 1))
+                        accs.append(float(m.group(2)))
+            except BaseException:  # Ctrl-C or SIGTERM: the run stops with the benchmark
+                p.kill()
+                raise
+        code, total = p.returncode, time.perf_counter() - t0
         if code:
             err.seek(0)
             last = (err.read().strip().splitlines() or ['no message'])[-1]
@@ -217,6 +222,9 @@ def _check_options(names, models, steps, rounds, runs, json_out):
     if not all(isinstance(v, int) and v >= lo for v, lo in ((steps, 1), (rounds, 1), (runs, 0))):
         raise UsageError("--steps and --rounds must be whole numbers of at least 1 and --runs of "
                          f"at least 0, got {steps!r}, {rounds!r} and {runs!r}")
+    if json_out and Path(json_out).expanduser().is_dir():
+        raise UsageError(f"--json-out {json_out} is a folder: name a file in it, e.g. --json-out "
+                         f"{Path(json_out)/'bench.json'}")
     folder = Path(json_out).expanduser().resolve().parent if json_out else None
     if folder and not folder.is_dir():
         raise UsageError(f"--json-out {json_out}: the folder {folder} does not exist; create it or "
@@ -286,5 +294,6 @@ def run_bench(steps:int=10, # timed steps per path per round
     for m in names if runs else []:
         _time_to_99_4(res['models'][m], m, runs, data, dev, short, say)
     if json_out:
-        atomic_write(Path(json_out), lambda f: f.write(json.dumps(res, indent=2).encode()))
+        atomic_write(Path(json_out).expanduser(),
+                     lambda f: f.write(json.dumps(res, indent=2).encode()))
     return res

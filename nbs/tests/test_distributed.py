@@ -118,3 +118,48 @@ def test_bad_combination_is_refused_before_any_process_starts(tmp_path, mnist_ro
     assert code == 2 and 'the last batch of each epoch holds 1 image' in text, text
     assert 'process' not in text.split('error:')[0]  # said by the command itself, not by a process of a group
     assert not (tmp_path/'run').exists()
+
+# Issue 22: every process a command starts ends with it; --nproc bounded by the machine; a stopped group says how to go on.
+
+from processes import live_with, gone
+import uuid
+
+def tagged():
+    "A variable for one test's processes: the launcher's environment, inherited by every worker (see processes.py)."
+    return {'MNIST_COURSE_TEST_RUN': uuid.uuid4().hex}
+
+@pytest.mark.parametrize('point', [dict(start='kill-parent', rank=0),  # a worker's first line: before any watch
+                                   dict(importing='torch', do='kill-launcher', rank=1),  # while PyTorch loads
+                                   dict(step=[1, 2], do='kill-launcher')])  # training
+def test_workers_end_with_a_killed_launcher(tmp_path, mnist_root, point):
+    "The launcher killed by SIGKILL at points from a worker's start to training: no worker is left (checked in /proc)."
+    tag = tagged()
+    code, text = run('train', '--out', tmp_path/'run', '--nproc', '2', *ARGS, env={**ONE_THREAD, **tag, **fault(**point)})
+    assert code == -9, text  # the launcher, killed
+    assert gone(*tag.popitem()) == [], "workers outlived their launcher by 30 s"
+    assert not (tmp_path/'run'/'metrics.json').exists()
+
+def test_nproc_beyond_the_machine_is_refused_before_any_process_starts(tmp_path, mnist_root):
+    "More processes than cores, or than the memory holds: one line naming what fits, status 2, nothing started."
+    from mnist_course.distributed import usable_cpus
+    pids = tmp_path/'pids'
+    code, text = run('train', '--out', tmp_path/'run', '--nproc', '64', '--no-progress', env=fault(pids=str(pids)))
+    assert code == 2 and f'more processes than the {usable_cpus()} CPU cores' in text and 'Traceback' not in text, text
+    assert not pids.exists() and not (tmp_path/'run').exists()  # no process started, no folder made
+    code, text = run('train', '--out', tmp_path/'run', '--nproc', '2', '--no-progress', env=fault(memory=1.5e9, pids=str(pids)))
+    assert code == 2 and 'needs about 2 GB of memory (1 GB a process), and 1.5 GB is available: use --nproc 1' in text, text
+    assert not pids.exists() and not (tmp_path/'run').exists() and 'Traceback' not in text
+
+@pytest.mark.parametrize('sig, status', [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stopped_group_says_how_to_go_on(tmp_path, mnist_root, sig, status):
+    "SIGTERM or SIGHUP to the launcher after epoch 1: the signal's status, one line from the launcher, no worker left."
+    out, tag = tmp_path/'run', tagged()
+    p = start('train', '--out', out, '--nproc', '2', '--epochs', '3', *ARGS[2:], env={**ONE_THREAD, **tag})
+    wait_for_epoch(out, 1, p)
+    p.send_signal(sig)
+    text = p.communicate(timeout=120)[0]
+    assert p.returncode == status, text
+    assert f'stopped by {sig.name}: the checkpoint of epoch' in text and f'--out {out} --resume --nproc 2' in text, text
+    said = [l for l in text.splitlines() if l.startswith('mnist-course train')]
+    assert len(said) == 1 and 'Traceback' not in text and 'rank 0 said' not in text, text
+    assert gone(*tag.popitem()) == []

@@ -101,15 +101,39 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
         browser.close()
     return problems
 
+def _tree(folder: Path) -> dict:
+    "Every file under `folder`, with its size and modification time."
+    return {str(f.relative_to(folder)): (f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.rglob('*'))}
+
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
     dest = tmp_path_factory.mktemp('docs')/'site'
     readme = (REPO/'README.md').read_text()  # the command the README gives, as a contributor runs it
     cmd = re.search(r'<!-- docs-command -->\s*```sh\n(.+?)\n```', readme).group(1)
-    p = subprocess.run(f"{cmd} --dest {shlex.quote(str(dest))}", shell=True, capture_output=True, text=True, cwd=REPO)
+    mine = not (REPO/'_proc').exists()  # a _proc/ of the user's in the clone, where nbdev would write its own
+    if mine: (REPO/'_proc').mkdir(); (REPO/'_proc'/'keep.txt').write_text("the user's")
+    before = _tree(REPO/'_proc'), (REPO/'nbs'/'sidebar.yml').read_bytes()
+    try:
+        p = subprocess.run(f"{cmd} --dest {shlex.quote(str(dest))}", shell=True, capture_output=True, text=True, cwd=REPO)
+        assert (_tree(REPO/'_proc'), (REPO/'nbs'/'sidebar.yml').read_bytes()) == before, "the build changed the clone"
+    finally:
+        if mine: shutil.rmtree(REPO/'_proc')
     assert p.returncode == 0, p.stdout + p.stderr
     assert 'built the documentation site' in p.stdout
     return dest
+
+def test_the_builder_touches_nothing_it_did_not_make(tmp_path):
+    "Outside a clone it refuses before anything; an existing --dest that it did not build is refused, not replaced."
+    elsewhere = tmp_path/'elsewhere'; (elsewhere/'.ci').mkdir(parents=True); (elsewhere/'_proc').mkdir()
+    shutil.copy(REPO/'.ci'/'docs.py', elsewhere/'.ci'/'docs.py'); (elsewhere/'_proc'/'keep.txt').write_text("the user's")
+    p = subprocess.run([sys.executable, '.ci/docs.py'], cwd=elsewhere, capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.startswith(f'docs.py: {elsewhere} is not a clone of mnist-course'), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and sorted(p.name for p in elsewhere.iterdir()) == ['.ci', '_proc']
+    assert (elsewhere/'_proc'/'keep.txt').read_text() == "the user's"
+    (tmp_path/'papers').mkdir(); (tmp_path/'papers'/'thesis.tex').write_text('years of work')
+    p = subprocess.run([sys.executable, REPO/'.ci'/'docs.py', '--dest', tmp_path/'papers'], capture_output=True, text=True)
+    assert p.returncode == 2 and 'is not a site this script built' in p.stderr, p.stderr
+    assert _tree(tmp_path/'papers') and (tmp_path/'papers'/'thesis.tex').read_text() == 'years of work'
 
 def test_site_contents(site):
     "Home, every chapter in order in the sidebar, search, styles, and show_doc API entries."

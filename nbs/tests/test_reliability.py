@@ -96,6 +96,11 @@ def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
     (['--recipe', 'turbo'], "argument --recipe: invalid choice: 'turbo'"),
     (['--lr', '0'], '--lr must be a positive number'),
     (['--lr', 'nan'], '--lr must be a positive number'),
+    (['--lr', '1e300'], '--lr must be a positive number that float32 holds (at most 3.403e+38), got 1e+300'),
+    (['--lr', '1e39', '--recipe', 's5'], '--lr must be a positive number that float32 holds'),
+    (['--seed', '99999999999999999999'], '--seed must be a whole number from 0 to 4,294,967,295, got 99999999999999999999'),
+    (['--seed', '-1'], '--seed must be a whole number from 0 to'),
+    (['--n-train', '100', '--epochs', '100000'], "--n-train 100 is fewer than the 128 images of one batch (the recipe's --batch-size)"),
     (['--lr', 'fast'], "argument --lr: invalid float value: 'fast'"),
     (['--batch-size', '60001'], '--batch-size must be a whole number between 1 and the 60,000'),
     (['--device', 'tpu'], "unknown device 'tpu'"),
@@ -170,6 +175,9 @@ def test_bench_checks_its_json_destination_first(tmp_path):
     code, text = run('bench', '--json-out', tmp_path/'no'/'such'/'b.json', '--no-progress')
     assert code == 2 and 'does not exist' in text and 'Traceback' not in text, text
     assert 'round' not in text and 'median' not in text  # nothing was measured
+    code, text = run('bench', '--json-out', tmp_path, '--runs', '0')  # an existing folder: refused before measuring
+    assert code == 2 and f"--json-out {tmp_path} is a folder: name a file in it, e.g. --json-out {tmp_path/'bench.json'}" in text, text
+    assert 'round' not in text and 'Traceback' not in text and list(tmp_path.iterdir()) == []
 
 def test_python_api_errors_are_clear(mnist_root):
     import torch.nn.functional as F
@@ -190,6 +198,20 @@ def test_python_api_errors_are_clear(mnist_root):
     wrong = get_incorrect_test_predictions(net.train(), 'cpu', small)
     assert net.training, "get_incorrect_test_predictions must leave the model in the mode it found"
     test_fail(lambda: plot_test_incorrect_predictions(dict(wrong, predicted_vals=wrong['predicted_vals'][:-1])), contains='one length')
+    # issue 22: one image for SmallNet as for Net; an empty loader; labels and outputs MNIST cannot have
+    from mnist_course.model import SmallNet
+    from mnist_course.utils import display_data
+    assert SmallNet()(torch.zeros(1, 28, 28)).shape == net(torch.zeros(1, 28, 28)).shape == (1, 10)
+    test_fail(lambda: display_data(empty_train), contains='display_data got a loader with no images')
+    x = torch.zeros(4, 1, 28, 28)
+    for bad in (10, -1):
+        labels = DataLoader(list(zip(x, torch.tensor([1, 2, bad, 3]))), batch_size=4)
+        test_fail(lambda: train(net, 'cpu', labels, torch.optim.SGD(net.parameters(), lr=0.01), F.cross_entropy, progress=False),
+                  contains=f"a label is {bad}, and MNIST's labels are 0 to 9")
+        test_fail(lambda: test(net, 'cpu', labels, F.cross_entropy, progress=False), contains=f'a label is {bad}')
+        test_fail(lambda: get_incorrect_test_predictions(net, 'cpu', labels), contains=f'a label is {bad}')
+    five = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 5))
+    test_fail(lambda: get_incorrect_test_predictions(five, 'cpu', small), contains='outputs of shape (100, 5), where MNIST needs a row of 10')
 
 # Issue 12, the rest: a run is finished or resumable, never stuck; one writer per folder; disk and permission faults
 # found before training or reported in one line; advice that works after a NaN; SIGTERM like Ctrl-C; checksums.
@@ -432,3 +454,57 @@ def test_followed_advice_finishes_from_another_folder(tmp_path, cache_copy):
     m = json.loads((here/'runs'/'a'/'metrics.json').read_text())
     assert len(m['epochs']) == 2 and m['config']['model'] == 'SmallNet' and m['config']['batch_size'] == 64
     assert not (home/'.cache'/'mnist_course').exists()  # nothing fetched into the empty cache
+
+# Issue 22: reliability, third round. The benchmark's runs end with it; a double Ctrl-C; options a user mistypes;
+# a checkpoint from a newer version.
+
+from processes import gone
+import uuid
+
+@pytest.mark.parametrize('sig, status', [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_the_benchmarks_runs_end_with_it(tmp_path, mnist_root, sig, status):
+    "Stopped during its end-to-end runs, the benchmark takes its run with it, and says what was kept: nothing."
+    pids, tag = tmp_path/'pids', {'MNIST_COURSE_TEST_RUN': uuid.uuid4().hex}
+    p = start('bench', '--steps', '1', '--rounds', '1', '--runs', '1', '--models', 'SmallNet', '--json-out', tmp_path/'b.json',
+              '--no-progress', env={**tag, **fault(pids=str(pids))})  # the run it starts writes its pid
+    while not (pids.exists() and pids.read_text().strip()): assert p.poll() is None, p.stdout.read(); time.sleep(0.05)
+    p.send_signal(sig)
+    text = p.communicate(timeout=60)[0]
+    assert p.returncode == status, text
+    assert gone(*tag.popitem()) == [], "the benchmark's run outlived it"
+    assert not (tmp_path/'b.json').exists() and 'Traceback' not in text, text
+    if sig == signal.SIGTERM:
+        assert text.strip().splitlines()[-1] == ('mnist-course bench: interrupted before its end, so nothing was saved; run '
+                                                 'the same command again'), text
+
+def test_double_ctrl_c_is_still_one_message(tmp_path, mnist_root):
+    "Ctrl-C once in training, then again as the command ends: exit 130, the advice, no 'Exception ignored' traceback."
+    out, mark = tmp_path/'run', tmp_path/'go'
+    p = start('train', '--out', out, '--epochs', '2', *SMALL, env=fault(step=[2, 3], do='SIGINT', at_exit=str(mark)))
+    while not Path(f'{mark}.reached').exists(): assert p.poll() is None, p.stdout.read(); time.sleep(0.01)
+    p.send_signal(signal.SIGINT)  # the second Ctrl-C, while Python shuts down
+    mark.touch()
+    text = p.communicate(timeout=60)[0]
+    assert p.returncode == 130 and f'mnist-course train --out {out} --resume' in text, text
+    assert 'Exception ignored' not in text and 'Traceback' not in text and 'KeyboardInterrupt' not in text, text
+
+def test_paths_as_a_shell_user_gives_them(tmp_path, mnist_root):
+    "--out ~/x is the home folder's x; a --resume of a missing folder makes none; --data may name the raw folder itself."
+    from mnist_course.data import fetch_mnist, raw_folder
+    home, cwd = tmp_path/'home', tmp_path/'cwd'
+    home.mkdir(); cwd.mkdir()
+    code, text = run('train', '--out', '~/x', '--resume', '--data', mnist_root, '--no-progress', env={'HOME': str(home)}, cwd=cwd)
+    assert code == 2 and f"there is no run folder {home/'x'}, so nothing to resume" in text, text
+    code, text = run('train', '--out', 'a/b', '--resume', '--no-progress', cwd=cwd)
+    assert code == 2 and 'nothing to resume' in text and 'Traceback' not in text, text
+    assert list(cwd.iterdir()) == [] and not (home/'x').exists()  # no ./~ folder, no empty a/, no ~/x
+    assert fetch_mnist(raw_folder(mnist_root), sources=[]) == mnist_root  # found there: nothing to fetch
+
+def test_checkpoint_of_a_newer_version(tmp_path, finished_tiny):
+    "A checkpoint whose format is newer than this version reads: it says so, and to upgrade."
+    from mnist_course.checkpoint import load_checkpoint, _write, FORMAT
+    out = tmp_path/'run'; shutil.copytree(finished_tiny, out); (out/'metrics.json').unlink()
+    _write(out/'checkpoint.pt', dict(load_checkpoint(out/'checkpoint.pt'), format=FORMAT + 1))
+    code, text = run('train', '--out', out, '--resume', '--no-progress')
+    assert code == 4 and f'was written by a newer version of mnist-course (checkpoint format {FORMAT + 1}' in text, text
+    assert 'upgrade' in text and 'Traceback' not in text

@@ -5,6 +5,7 @@ $MNIST_COURSE_FAULT to one JSON object:
 - `{"step": [E, S], "do": ACTION, "rank": R}`: after optimizer step S (from 1) of epoch E, in the process of rank R
   (default 0). ACTION: a signal name (`SIGKILL`, `SIGTERM`, `SIGINT`) sent to this process; `kill-launcher` (SIGKILL
   to its parent, the launcher of its group, then stay at this step until the launcher's death stops the process);
+  `kill-parent` (SIGKILL to its parent, and go on);
   `nan` (the weights become NaN, so the next loss is); `torch-error` (PyTorch itself raises its own `ValueError`, as
   a bug in the course's code would make it); `fill:PATH` (fill the disk by writing PATH); `wait:PATH`
   (pause until PATH exists, so a test acts while the run is at that point).
@@ -13,8 +14,13 @@ $MNIST_COURSE_FAULT to one JSON object:
 - `{"lockf": "ENOLCK"}`: POSIX locks fail with that error, as on a file system without them.
 - `{"mps": true}`: PyTorch reports Apple's MPS available; the first tensor sent to it prints `first tensor to mps`
   and ends the process with exit status 42, so a test sees the whole pre-flight run as on a Mac.
-- `{"importing": MODULE, "do": SIGNAL}`: the signal, sent to this process as it starts to import MODULE.
-- `"pids": PATH` (with any of them): each process of a group appends its pid to PATH.
+- `{"importing": MODULE, "do": ACTION, "rank": R}`: the action, as this process starts to import MODULE (with "rank":
+  only in the group's process of rank R).
+- `{"start": ACTION, "rank": R}`: the action, as the group's process of rank R starts (before any of its own code).
+- `{"memory": BYTES}`: the machine reports BYTES of memory available (`mnist_course.distributed.available_memory`).
+- `{"at_exit": PATH}`: as Python shuts down, the process creates PATH.reached and waits until PATH exists, so a test
+  can signal it then.
+- `"pids": PATH` (with any of them): each process of a group, and each run a benchmark starts, appends its pid to PATH.
 
 These are the real code paths with one fault each; nothing else of the command is replaced.
 """
@@ -24,7 +30,9 @@ SPEC = json.loads(os.environ.get('MNIST_COURSE_FAULT') or 'null')
 
 def act(what:str):
     "Do the fault `what` now."
-    if what == 'kill-launcher':  # and stay at this step: the launcher's death, not the epoch's end, must stop the run
+    if what == 'kill-parent':
+        os.kill(os.getppid(), signal.SIGKILL)
+    elif what == 'kill-launcher':  # and stay at this step: the launcher's death, not the epoch's end, must stop the run
         os.kill(os.getppid(), signal.SIGKILL)
         while True: time.sleep(0.1)
     elif what.startswith('fill:'):
@@ -90,16 +98,38 @@ def mps(spec:dict):
         return real(self, *a, **k)
     torch.Tensor.to = to
 
+def mine(spec:dict) -> bool:
+    "Whether this process is the one the fault names: any, or the group's process of rank R."
+    return 'rank' not in spec or os.environ.get('RANK') == str(spec['rank'])
+
 def importing(spec:dict):
-    "Send the signal as the module named starts to be imported (the command's start-up)."
+    "Act as the module named starts to be imported (the command's start-up)."
     class Finder:
         def find_spec(self, name, path=None, target=None):
-            if name == spec['importing']: os.kill(os.getpid(), getattr(signal, spec['do']))
+            if name == spec['importing'] and mine(spec): act(spec['do'])
             return None
     sys.meta_path.insert(0, Finder())
 
+def starting(spec:dict):
+    "Act now, as the process starts."
+    if 'RANK' in os.environ and mine(spec): act(spec['start'])
+
+def memory(spec:dict):
+    "The machine reports this much memory available."
+    import mnist_course.distributed as d
+    d.available_memory = lambda: int(spec['memory'])
+
+def at_exit(spec:dict):
+    "As Python shuts down: say so, then wait for the test."
+    import atexit
+    def wait():
+        open(spec['at_exit'] + '.reached', 'w').close()
+        while not os.path.exists(spec['at_exit']): time.sleep(0.01)
+    atexit.register(wait)
+
 if SPEC:
-    if SPEC.get('pids') and 'RANK' in os.environ:
+    if SPEC.get('pids') and ('RANK' in os.environ or 'MNIST_COURSE_PARENT' in os.environ):
         with open(SPEC['pids'], 'a') as f: f.write(f"{os.getpid()}\n")
-    for key, install in (('step', at_step), ('replace', at_replace), ('lockf', no_locks), ('mps', mps), ('importing', importing)):
+    for key, install in (('step', at_step), ('replace', at_replace), ('lockf', no_locks), ('mps', mps), ('importing', importing),
+                         ('start', starting), ('memory', memory), ('at_exit', at_exit)):
         if key in SPEC: install(SPEC)
