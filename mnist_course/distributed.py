@@ -353,7 +353,8 @@ def usable_cpus() -> int:
     return n if quota == 'max' else max(1, min(n, int(quota) // int(period)))
 
 # %% ../nbs/08c_distributed.ipynb #dd0mac
-PROCESS_MEMORY = 1e9  # bytes a process of `mnist-course train` needs: 0.85 GB measured, and a margin
+# bytes a process of `mnist-course train` needs: 0.85 GB measured, and a margin
+PROCESS_MEMORY = 1e9
 
 def available_memory() -> int|None:
     "Bytes new processes can have: MemAvailable, within a container's limit; None where unknown."
