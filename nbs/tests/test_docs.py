@@ -2,7 +2,7 @@
 
 Every page must load; no internal link, section it names, or image may be broken; every chapter must show as many
 figures as its notebook holds, the pages must show the source of the code the course teaches (cells marked
-`#| exports`), and code within the 100-character limit must show whole at 1280 pixels. Screenshots of the home page
+`#| exports`), and code within the 100-character limit, and every table, must show whole at 1280 pixels. Screenshots of the home page
 and a chapter are saved in `screenshots/`.
 """
 import functools, http.server, os, json, re, shlex, shutil, subprocess, sys, threading, urllib.error, urllib.request
@@ -84,6 +84,9 @@ def check_site(site: Path, shots: Path | None = None) -> list[str]:
             wide = page.eval_on_selector_all('pre.sourceCode', CUT_CODE)
             problems += [f'{name}: a code block of lines up to {n} characters needs a scroll bar '
                          f'({scroll} pixels in {shown})' for n, scroll, shown in wide]
+            tables = page.eval_on_selector_all('table', 'els => els.map(e => [e.rows.length, Math.round(e.getBoundingClientRect().width), '
+                                               'e.parentElement.clientWidth]).filter(([r, w, room]) => w > room + 1)')
+            problems += [f'{name}: a table of {r} rows is {w} pixels wide in a column of {room}' for r, w, room in tables]
             for needle in SOURCES.get(name, []):
                 if not page.locator('pre', has_text=needle).count(): problems.append(f'{name}: does not show the source `{needle}`')
             if shots and name == 'index.html': page.screenshot(path=str(shots/'index.png'))
@@ -163,10 +166,12 @@ def test_browser_check_catches_breakage(site, tmp_path):
     ch1 = broken/'01_model.html'
     ch1.write_text(ch1.read_text().replace('10_solutions.html#chapter-1-model', '10_solutions.html#chapter-1-modle'))
     css = broken/'styles.css'
-    css.write_text(css.read_text() + '\ndiv.sourceCode pre.sourceCode { font-size: 1rem; }\n')  # code too large for the column
+    css.write_text(css.read_text() + '\ndiv.sourceCode pre.sourceCode { font-size: 1rem; }\n'  # code too large for the column
+                   'td code { white-space: nowrap; }\n')  # a table's code that cannot break: wider than the column
     problems = check_site(broken)
     assert any('broken link to 01_missing.html' in p for p in problems), problems
     assert any(p.startswith('03_evaluation.html: shows') for p in problems), problems
     assert '06_fast_training.html: does not show the source `def fast_fit(`' in problems, problems
     assert '01_model.html: link to a missing section 10_solutions.html#chapter-1-modle' in problems, problems
     assert any(p.startswith('02_training.html: a code block of lines up to') for p in problems), problems
+    assert any(p.startswith('07_checkpoints.html: a table of') for p in problems), problems
