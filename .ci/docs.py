@@ -11,7 +11,8 @@ It touches nothing it did not make. It first checks that it sits in a clone of t
 runs, so the build runs in a temporary copy of the clone's sources, and neither the clone nor the folder it is started
 from changes (a `_proc/` of yours stays as it was). The finished site replaces the old one in one rename, so a failed
 build never leaves half a site, and it replaces only a site this script built (it leaves a `.mnist-course-site` mark
-in it): an existing `--dest` that holds anything else is refused, never deleted.
+in it; a site built before the mark, with its `index.html` and `search.json`, counts too): an existing `--dest` that
+holds anything else is refused, never deleted.
 
 Run it with the Python of the development install (`pip install -e ".[dev]"`), whose folder holds `nbdev_docs` and
 `smalldocs`: `.venv/bin/python .ci/docs.py [--dest DIR]` (default: `_docs/` in the clone). Exit status 0 when built;
@@ -36,11 +37,12 @@ def check_clone(repo: Path):
         refuse(f"{repo} is not a clone of mnist-course (it needs settings.ini naming mnist_course, and nbs/): "
                "run the docs.py of a clone, in that clone")
 
-def check_dest(dest: Path):
-    "Refuse a `dest` this script did not build: it holds something of the user's."
-    if dest.exists() and not (dest.is_dir() and ((dest/MARK).exists() or not any(dest.iterdir()))):
-        refuse(f"--dest {dest} exists and is not a site this script built (no {MARK} in it): choose a new folder, "
-               "or move that one away yourself")
+def check_dest(dest: Path, given: bool):
+    "Refuse a `dest` that is not a site this script (or, before it marked them, nbdev) built: it holds the user's."
+    site = dest.is_dir() and ((dest/MARK).exists() or (dest/'index.html').exists() and (dest/'search.json').exists())
+    if dest.exists() and not (site or dest.is_dir() and not any(dest.iterdir())):
+        refuse(f"{'--dest ' if given else 'the site folder '}{dest} exists and is not a site this script built (no "
+               f"{MARK} in it): {'choose a new folder' if given else 'give --dest DIR'}, or move that one away yourself")
 
 def copy_sources(repo: Path, work: Path) -> Path:
     "The clone's sources that nbdev reads, copied into `work` (a folder this script made)."
@@ -74,8 +76,8 @@ def build(dest: Path | None = None) -> str:
     "Build the site into `dest` (default: `_docs/` in the clone); return the renderer used."
     from nbdev.config import get_config
     check_clone(REPO)
-    dest = (dest or REPO/'_docs').resolve()
-    check_dest(dest)
+    given, dest = dest is not None, (dest or REPO/'_docs').resolve()
+    check_dest(dest, given)
     bin_ = Path(sys.executable).parent
     here = os.getcwd()
     with tempfile.TemporaryDirectory(prefix='mnist-course-docs.') as work:

@@ -125,7 +125,7 @@ def load_checkpoint(path:str|Path, # the checkpoint file
     if isinstance(ckpt, dict) and isinstance(ckpt.get('format'), int) and ckpt['format'] > FORMAT:
         raise CheckpointError(f"{path} was written by a newer version of mnist-course (checkpoint "
                               f"format {ckpt['format']}; this one reads format {FORMAT}): upgrade "
-                              "it (pip install -U mnist-course) to resume the run")
+                              "mnist-course (pip install -U mnist-course) to resume the run")
     if not isinstance(ckpt, dict) or ckpt.get('format') != FORMAT or 'model' not in ckpt:
         raise CheckpointError(f"{path} is not an mnist-course checkpoint (format {FORMAT})")
     if model_class and ckpt['model_class'] != model_class:

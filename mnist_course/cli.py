@@ -57,7 +57,7 @@ def parser(commands:dict, # subcommand -> the function it calls
 
 # %% ../nbs/08b_command_line.ipynb #cli0sig
 class _signals_as_interrupt:
-    "Within this block SIGTERM and SIGHUP stop the run as Ctrl-C does; the signals after it wait."
+    "Within this block SIGTERM and SIGHUP stop the run as Ctrl-C does; later signals are ignored."
     names = ('SIGINT', 'SIGTERM', 'SIGHUP')  # Windows has no SIGHUP
     def __enter__(self):
         self.got, self.old = [], {}
@@ -90,7 +90,7 @@ def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
             res = function(**args)
     except KeyboardInterrupt as e:
         if rank == 0 and not os.environ.get('MNIST_COURSE_LAUNCHER'):  # else the launcher says it
-            before = 'training started' if name == 'train' else 'its end'
+            before = 'training started' if name == 'train' else 'it finished'
             why = str(e) or (f'interrupted before {before}, so nothing was saved; run the same '
                              'command again')
             print(f"\nmnist-course {name}: {why}", file=sys.stderr)
@@ -138,8 +138,9 @@ def start(module:str='mnist_course.launch', # the module whose `main()` is the c
     exit_with_parent(os.environ.pop('MNIST_COURSE_PARENT', None))  # before anything else
     try:
         command = importlib.import_module(module)
-    except KeyboardInterrupt:
-        print("\nmnist-course: interrupted while starting; nothing was done", file=sys.stderr)
+    except KeyboardInterrupt:  # a process of a group: its launcher says it
+        if not os.environ.get('MNIST_COURSE_LAUNCHER'):
+            print("\nmnist-course: interrupted while starting; nothing was done", file=sys.stderr)
         return 130
     try:
         return command.main()

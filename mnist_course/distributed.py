@@ -318,7 +318,7 @@ def check_world(nproc:int, # processes asked for
     if not (isinstance(nproc, int) and nproc >= 1):
         raise UsageError(f"--nproc must be a whole number of at least 1, got {nproc!r}")
     last = n_train % batch_size or batch_size  # images in the last batch of an epoch
-    fits = max(n for n in range(1, nproc + 1) if not batch_size % n and n <= last)
+    fits = max(n for n in range(1, min(nproc, batch_size) + 1) if not batch_size % n and n <= last)
     fix = (f"use --nproc {fits} (the batch size, {batch_size}, and --n-train are the resumed "
            "run's)" if resume else "")
     if nproc > batch_size:
@@ -363,10 +363,14 @@ def available_memory() -> int|None:
             free = next(int(l.split()[1]) * 1024 for l in f if l.startswith('MemAvailable:'))
     except (OSError, StopIteration, ValueError):
         return None  # macOS, Windows: not checked
+    cg = Path('/sys/fs/cgroup')
     try:  # a container's limit (cgroup v2): 'max' when there is none
-        limit, used = (open(f'/sys/fs/cgroup/memory.{k}').read().strip()
-                       for k in ('max', 'current'))
-        return free if limit == 'max' else min(free, int(limit) - int(used))
+        limit = (cg/'memory.max').read_text().strip()
+        if limit == 'max': return free
+        stat = dict(l.split() for l in (cg/'memory.stat').read_text().splitlines())
+        # what the container uses, less the file cache the kernel gives back when asked
+        used = int((cg/'memory.current').read_text()) - int(stat.get('inactive_file', 0))
+        return min(free, int(limit) - used)
     except (OSError, ValueError):
         return free
 

@@ -16,8 +16,8 @@ from .data import get_datasets, MNIST_MEAN, MNIST_STD
 from .training import History, history_of, seed_everything, check_loss
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'matmul_gflops', 'images_per_s', 'MNISTTensors', 'load_tensors', 'normalize', 'augment', 'fast_step',
-           'bf16_native', 'pick_precision', 'fast_epoch', 'evaluate', 'fast_fit']
+__all__ = ['PRECISIONS', 'ONECYCLE_MIN_STEPS', 'matmul_gflops', 'images_per_s', 'MNISTTensors', 'load_tensors', 'normalize',
+           'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_epoch', 'evaluate', 'fast_fit']
 
 # %% ../nbs/06_fast_training.ipynb #6d40deb6
 def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matrices
@@ -206,6 +206,8 @@ def evaluate(model:nn.Module, # network returning log-probabilities
     return loss / len(x), 100 * correct / len(x)
 
 # %% ../nbs/06_fast_training.ipynb #35a32800
+ONECYCLE_MIN_STEPS = 5  # OneCycleLR(pct_start=0.25) divides by zero at 4, and 1-3 is no schedule
+
 def _check_fast_args(epochs, lr, batch_size, n):
     "Refuse arguments `fast_fit` cannot train with, saying what to give instead."
     if not isinstance(epochs, int) or epochs < 1:
@@ -215,6 +217,12 @@ def _check_fast_args(epochs, lr, batch_size, n):
     if not isinstance(batch_size, int) or not 0 < batch_size <= n:
         raise ValueError(f"batch_size must be a whole number between 1 and "
                          f"the {n:,} training images, got {batch_size!r}")
+    steps = epochs * math.ceil(n / batch_size)
+    if steps < ONECYCLE_MIN_STEPS:  # its warm-up, a quarter of them, must last more than one step
+        raise ValueError(f"{epochs} epoch(s) of {n:,} images in batches of {batch_size} is {steps} "
+                         "optimizer step(s), and the one-cycle schedule needs at least "
+                         f"{ONECYCLE_MIN_STEPS}: train more epochs or images, or use smaller "
+                         "batches")
 
 # %% ../nbs/06_fast_training.ipynb #3f4436a3
 def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any device

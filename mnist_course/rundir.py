@@ -14,7 +14,7 @@ import torch
 import matplotlib
 import matplotlib.pyplot as plt
 from .data import atomic_write
-from .fast import pick_precision
+from .fast import ONECYCLE_MIN_STEPS, pick_precision
 from .utils import display_model_stats
 from .mistakes import get_incorrect_test_predictions, plot_test_incorrect_predictions
 from .checkpoint import load_checkpoint
@@ -68,6 +68,12 @@ def check_options(cfg:dict, # a run's options
     if not (isinstance(bs, int) and 1 <= bs <= n):
         raise UsageError(f"--batch-size must be a whole number between 1 and the {n:,} training "
                          f"images, got {bs!r}")
+    steps = epochs * math.ceil(n / bs)
+    if cfg['recipe'] == 'fast' and steps < ONECYCLE_MIN_STEPS:
+        raise UsageError(f"--epochs {epochs} over {n:,} images in batches of {bs} is {steps} "
+                         "optimizer step(s), and the fast recipe's one-cycle schedule needs at "
+                         f"least {ONECYCLE_MIN_STEPS}: give more --epochs or --n-train, or a "
+                         "smaller --batch-size")
 
 # %% ../nbs/08_command.ipynb #cmd0new
 def new_config(given:dict, # the options given (None: not given)

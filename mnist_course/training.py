@@ -41,9 +41,9 @@ def get_correct_pred_count(pred:torch.Tensor, # model outputs, one row of 10 sco
 
 # %% ../nbs/02_training.ipynb #tr0lblc
 def validate_labels(pred:torch.Tensor, # model outputs, one row of scores per image
-                 target:torch.Tensor, # their labels
-                 classes:int=10, # MNIST's digits
-                ):
+                    target:torch.Tensor, # their labels
+                    classes:int=10, # MNIST's digits
+                   ):
     "Refuse outputs that are not one score per class, and labels outside 0 to `classes - 1`."
     if pred.dim() != 2 or pred.shape[1] != classes:
         raise ValueError(f"the model gives outputs of shape {tuple(pred.shape)}, where MNIST "

@@ -101,6 +101,7 @@ def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
     (['--seed', '99999999999999999999'], '--seed must be a whole number from 0 to 4,294,967,295, got 99999999999999999999'),
     (['--seed', '-1'], '--seed must be a whole number from 0 to'),
     (['--n-train', '100', '--epochs', '100000'], "--n-train 100 is fewer than the 128 images of one batch (the recipe's --batch-size)"),
+    (['--n-train', '512', '--epochs', '1'], "is 4 optimizer step(s), and the fast recipe's one-cycle schedule needs at least 5"),
     (['--lr', 'fast'], "argument --lr: invalid float value: 'fast'"),
     (['--batch-size', '60001'], '--batch-size must be a whole number between 1 and the 60,000'),
     (['--device', 'tpu'], "unknown device 'tpu'"),
@@ -474,8 +475,8 @@ def test_the_benchmarks_runs_end_with_it(tmp_path, mnist_root, sig, status):
     assert gone(*tag.popitem()) == [], "the benchmark's run outlived it"
     assert not (tmp_path/'b.json').exists() and 'Traceback' not in text, text
     if sig == signal.SIGTERM:
-        assert text.strip().splitlines()[-1] == ('mnist-course bench: interrupted before its end, so nothing was saved; run '
-                                                 'the same command again'), text
+        assert text.strip().splitlines()[-1] == ('mnist-course bench: interrupted before it finished, so nothing was saved; '
+                                                 'run the same command again'), text
 
 def test_double_ctrl_c_is_still_one_message(tmp_path, mnist_root):
     "Ctrl-C once in training, then again as the command ends: exit 130, the advice, no 'Exception ignored' traceback."
