@@ -284,9 +284,9 @@ def small_fs(tmp_path):
 
 def test_too_little_space_is_found_before_training(tmp_path, small_fs, mnist_root):
     fs = small_fs(6)
-    code, text = run('train', '--out', fs/'run', *TINY)
+    code, text = run('train', '--out', fs/'new'/'run', *TINY)
     assert code == 4 and 'MB free, and this run needs about' in text and 'Traceback' not in text, text
-    assert list(fs.iterdir()) == []  # the folder it made is gone again
+    assert list(fs.iterdir()) == []  # the folders it made are gone again (only ever empty ones: rmdir)
 
 @pytest.mark.parametrize('sub', [None, 'run'])
 def test_read_only_output_is_found_before_training(tmp_path, small_fs, mnist_root, sub):
