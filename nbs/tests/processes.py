@@ -1,7 +1,7 @@
 """Processes found by what they inherited: every process a test starts carries the variables of its environment, so
 a variable set for one test (or for the whole session) finds all of them in /proc, launchers, workers and children
 alike, even after they were orphaned."""
-import os, time
+import os, time, uuid
 from pathlib import Path
 
 def live_with(name: str, value: str) -> list[int]:
@@ -20,3 +20,7 @@ def gone(name: str, value: str, within: float = 30) -> list[int]:
     t = time.monotonic()
     while (left := live_with(name, value)) and time.monotonic() - t < within: time.sleep(0.05)
     return left
+
+def tagged() -> dict:
+    "A variable of its own for one test's processes: give it to the command's environment; every child inherits it."
+    return {'MNIST_COURSE_TEST_RUN': uuid.uuid4().hex}

@@ -11,15 +11,11 @@ agents at once, each with one line; a bad combination is refused before any proc
 The precision is float32 unless $MNIST_COURSE_PRECISION says otherwise: `.ci/run` runs the tests marked `precision`
 again with it set to bf16.
 """
-import json, os, shutil, signal, socket, subprocess, sys, time, uuid
+import json, os, shutil, signal, socket, subprocess, sys, time
 import pytest
 import torch
 from test_reliability import BIN, run, start, fault, wait_for_epoch, metrics
-from processes import gone
-
-def tagged():
-    "A variable for one test's processes: the launcher's environment, inherited by every worker (see processes.py)."
-    return {'MNIST_COURSE_TEST_RUN': uuid.uuid4().hex}
+from processes import gone, tagged
 
 PRECISION = os.environ.get('MNIST_COURSE_PRECISION') or 'fp32'
 ARGS = ['--epochs', '2', '--n-train', '3072', '--n-test', '2000', '--batch-size', '32', '--seed', '5', '--precision', PRECISION,

@@ -459,13 +459,12 @@ def test_followed_advice_finishes_from_another_folder(tmp_path, cache_copy):
 # Issue 22: reliability, third round. The benchmark's runs end with it; a double Ctrl-C; options a user mistypes;
 # a checkpoint from a newer version.
 
-from processes import gone
-import uuid
+from processes import gone, tagged
 
 @pytest.mark.parametrize('sig, status', [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_the_benchmarks_runs_end_with_it(tmp_path, mnist_root, sig, status):
     "Stopped during its end-to-end runs, the benchmark takes its run with it, and says what was kept: nothing."
-    pids, tag = tmp_path/'pids', {'MNIST_COURSE_TEST_RUN': uuid.uuid4().hex}
+    pids, tag = tmp_path/'pids', tagged()
     p = start('bench', '--steps', '1', '--rounds', '1', '--runs', '1', '--models', 'SmallNet', '--json-out', tmp_path/'b.json',
               '--no-progress', env={**tag, **fault(pids=str(pids))})  # the run it starts writes its pid
     while not (pids.exists() and pids.read_text().strip()): assert p.poll() is None, p.stdout.read(); time.sleep(0.05)
