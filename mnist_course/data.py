@@ -15,15 +15,12 @@ from torchvision import datasets
 from torchvision.transforms import v2 as T
 from .fetch import (MNIST_FILES, MNISTUnavailableError, MirrorSource, NpmSource,
                                 atomic_write, check_file,
-                                data_dir, fetch_mnist, raw_folder)
-_all_ = ['MNIST_FILES', 'MNISTUnavailableError', 'MirrorSource', 'NpmSource', 'atomic_write',
-         'check_file', 'data_dir',
-         'fetch_mnist', 'raw_folder']
+                                data_dir, fetch_mnist, raw_folder, quick_run)
 
 # %% auto #0
-__all__ = ['MNIST_MEAN', 'MNIST_STD', 'get_datasets', 'class_counts', 'pixel_stats', 'quick_run', 's5_train_transforms',
-           's5_test_transforms', 'get_loaders', 'subset', 'display_data', 'MNIST_FILES', 'MNISTUnavailableError',
-           'MirrorSource', 'NpmSource', 'atomic_write', 'check_file', 'data_dir', 'fetch_mnist', 'raw_folder']
+__all__ = ['MNIST_MEAN', 'MNIST_STD', 'get_datasets', 'class_counts', 'pixel_stats', 's5_train_transforms', 's5_test_transforms',
+           'get_loaders', 'subset', 'display_data', 'MNIST_FILES', 'MNISTUnavailableError', 'MirrorSource', 'NpmSource',
+           'atomic_write', 'check_file', 'data_dir', 'fetch_mnist', 'raw_folder', 'quick_run']
 
 # %% ../nbs/00_data.ipynb #f75b3ab3
 def get_datasets(root:str|Path|None=None, # data folder (see `data_dir` in the appendix)
@@ -50,11 +47,6 @@ def pixel_stats(ds:datasets.MNIST, # a dataset with a `uint8` `data` tensor
 
 # %% ../nbs/00_data.ipynb #9880b1fc
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
-
-# %% ../nbs/00_data.ipynb #f2dca168
-def quick_run() -> bool:
-    "True when `MNIST_COURSE_QUICK` asks the chapters for a short run (tests); False otherwise."
-    return os.environ.get('MNIST_COURSE_QUICK', '').strip().lower() not in ('', '0', 'false', 'no')
 
 # %% ../nbs/00_data.ipynb #fcbfda83
 def s5_train_transforms() -> T.Compose:
@@ -118,3 +110,8 @@ def display_data(train_loader:DataLoader, # yields `(images, labels)` batches of
         plt.xticks([])
         plt.yticks([])
     return fig
+
+# %% ../nbs/00_data.ipynb #02a0f4all
+_all_ = ['MNIST_FILES', 'MNISTUnavailableError', 'MirrorSource', 'NpmSource', 'atomic_write',
+         'check_file', 'data_dir',
+         'fetch_mnist', 'raw_folder', 'quick_run']

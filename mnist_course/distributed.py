@@ -4,7 +4,8 @@
 
 # %% ../nbs/08c_distributed.ipynb #dd0imp
 from __future__ import annotations
-import contextlib, inspect, json, logging, math, os, pickle, statistics, sys, threading, time, uuid
+import contextlib, hashlib, inspect, json, logging, math, os, pickle, statistics, sys, threading
+import time, uuid
 from pathlib import Path
 from datetime import timedelta
 from typing import NamedTuple
@@ -17,7 +18,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from .fast import (MNISTTensors, augment, normalize, evaluate, pick_precision,
-                               _check_fast_args)
+                               _check_fast_args, end_of_epoch, test_once)
 from .training import History, history_of, seed_everything, check_loss
 from fastcore.basics import patch
 from fastcore.meta import delegates
@@ -196,32 +197,37 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed
                        pct_start=0.25)  # as fast_fit
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
-    # DDP checks that every rank starts from the same weights
+    # DDP broadcasts rank 0's weights (and buffers) to every rank as it wraps the model
     ddp = DDP(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
+    score = lambda x, y: ddp_evaluate(model, x, y, group, dtype)  # every rank scores a share
     for epoch in range(done + 1, epochs + 1):
         tot_loss, correct = ddp_fast_epoch(ddp, data, opt, sched, gen, group, epoch, epochs,
                                            batch_size, dtype, progress)
-        test_loss, test_acc = ddp_evaluate(model, data.x_test, data.y_test, group, dtype)
-        h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
-        h.test_losses.append(test_loss); h.test_acc.append(test_acc)
-        h.seconds.append(time.perf_counter() - start)
-        if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss '
-                           f'{test_loss:.4f}, test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s '
-                           f'({group.world_size} processes)')
+        line = end_of_epoch(h, data, score, epoch, tot_loss / n, 100 * correct / n, start)
+        if progress: print(f'{line} ({group.world_size} processes)')
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
+    if (line := test_once(h, data, score)) and progress: print(line)
     return h
 
 # %% ../nbs/08c_distributed.ipynb #dd0s5c
 class EpochLoader:
     "A loader over a `DistributedSampler` that calls `set_epoch` before each pass: a new order."
-    def __init__(self, loader:DataLoader, # its sampler is a `DistributedSampler`
+    def __init__(self, loader:DataLoader, # a `DistributedSampler`'s loader, with a generator
                  epochs_done=lambda: 0, # returns the epochs done (a resumed run: its checkpoint's)
+                 seed:int=0, # the run's seed
+                 rank:int=0, # this process's rank: its workers draw their own augmentation
                 ):
         self.loader, self.epochs_done, self.dataset = loader, epochs_done, loader.dataset
+        self.seed, self.rank = seed, rank
     def __len__(self): return len(self.loader)
     def __iter__(self):
-        self.loader.sampler.set_epoch(self.epochs_done())
+        epoch = self.epochs_done()
+        self.loader.sampler.set_epoch(epoch)
+        # the workers' seeds come from the loader's generator: a stream of their own for each rank
+        # and epoch, the same again when a resumed run repeats it (torch keeps 32 bits of a seed)
+        key = f'{self.seed}/{self.rank}/{epoch}'.encode()
+        self.loader.generator.manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:4], 'big'))
         return iter(self.loader)
 
 def ddp_s5_loader(train_ds, # the S5 training dataset
@@ -235,9 +241,9 @@ def ddp_s5_loader(train_ds, # the S5 training dataset
     sampler = DistributedSampler(train_ds, num_replicas=group.world_size, rank=group.rank,
                                  shuffle=True, seed=seed)
     loader = DataLoader(train_ds, batch_size=batch_size // group.world_size, sampler=sampler,
-                        num_workers=num_workers,
+                        num_workers=num_workers, generator=torch.Generator(),
                         pin_memory=group.device.type == 'cuda')
-    return EpochLoader(loader, epochs_done)
+    return EpochLoader(loader, epochs_done, seed, group.rank)
 
 # %% ../nbs/08c_distributed.ipynb #dd0lnc
 def launched() -> bool:

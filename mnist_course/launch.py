@@ -135,7 +135,7 @@ def train_command(nproc:int=1, # processes to train on, each on its share of eve
     if nproc == 1 and not launched():
         return run_training(**k)
     given = {n: k[n] for n in ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train',
-                               'n_test')}
+                               'n_test', 'val')}
     dev = resolve_device(k['device'])
     how = how_to_run(dev, out=k['out'], data=k['data'], device=k['device'],
                      precision=k['precision'], nproc=nproc, backend=backend)

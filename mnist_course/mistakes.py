@@ -39,7 +39,7 @@ _KEYS = ('images', 'ground_truths', 'predicted_vals')
 
 def _check_incorrect(incorrect_pred:dict, # what `get_incorrect_test_predictions` returned
                     ):
-    "Raise a clear error unless `incorrect_pred` holds the seed's three lists, of one length."
+    "Raise a clear error unless `incorrect_pred` holds S5's three lists, of one length."
     if not isinstance(incorrect_pred, dict) or any(k not in incorrect_pred for k in _KEYS):
         got = sorted(incorrect_pred) if isinstance(incorrect_pred,
                                                    dict) else type(incorrect_pred).__name__

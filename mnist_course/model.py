@@ -62,7 +62,7 @@ class Net(nn.Module):
         x = F.relu(self.fc1(x.reshape(-1, 4096)))      # 50
         return F.log_softmax(self.fc2(x), dim=1)       # 10 log-probabilities
 
-    def summary(self, input_size:tuple=(1, 28, 28), # input shape, as in the seed
+    def summary(self, input_size:tuple=(1, 28, 28), # input shape, as in S5
                 **kwargs): # passed on to `torchinfo.summary`
         "A torchinfo summary with input size, output size, parameter count and percent per layer."
         return _summary(self, input_size=input_size, verbose=0,

@@ -26,7 +26,7 @@ __all__ = ['RUNNERS', 'COMMANDS', 'CHOICES', 'how_to_go_on', 'TrainingInterrupte
 # %% ../nbs/08a_training_run.ipynb #run0fst
 def _train_fast(net, cfg, dev, progress, ckpt, group=None) -> tuple:
     "Chapter 6's recipe: the history, a test loader for the figures, the precision used."
-    tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'])
+    tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'], cfg.get('val') or 0)
     kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
               progress=progress, checkpointer=ckpt, precision=cfg['precision'])
     h = group.fast_fit(net, tensors, **kw) if group else fast_fit(net, tensors, **kw)
@@ -35,7 +35,7 @@ def _train_fast(net, cfg, dev, progress, ckpt, group=None) -> tuple:
 
 # %% ../nbs/08a_training_run.ipynb #run0s5
 def _train_s5(net, cfg, dev, progress, ckpt, group=None) -> tuple:
-    "The seed's recipe (chapter 2's `fit`, in float32 as the seed did): history, loader, precision."
+    "The S5 recipe (chapter 2's `fit`, in float32 as S5 did): history, loader, precision."
     train_ds, test_ds = get_datasets(cfg['data'], s5_train_transforms(), s5_test_transforms())
     train_ds = subset(train_ds, cfg['n_train']) if cfg['n_train'] else train_ds
     test_ds = subset(test_ds, cfg['n_test']) if cfg['n_test'] else test_ds
@@ -158,7 +158,7 @@ def in_run_folder(out:Path, # the run folder
 # %% ../nbs/08a_training_run.ipynb #run0trg
 def run_training(out:str='runs/latest', # folder for the checkpoint and the artefacts
                  model:str=None, # Net, Net2 or SmallNet (chapter 6a) (default: Net)
-                 recipe:str=None, # fast (chapter 6) or s5 (the seed's recipe) (default: fast)
+                 recipe:str=None, # fast (chapter 6) or s5 (the assignment's recipe) (default: fast)
                  epochs:int=None, # passes over the training set (default: the recipe's)
                  lr:float=None, # (peak) learning rate (default: the recipe's); on resume: after NaN
                  batch_size:int=None, # images per step (default: the recipe's for the model)
@@ -167,13 +167,14 @@ def run_training(out:str='runs/latest', # folder for the checkpoint and the arte
                  data:str=None, # MNIST folder (default: $MNIST_COURSE_DATA or the user cache)
                  n_train:int=None, # train on this many images only (quick runs)
                  n_test:int=None, # test on this many images only (quick runs)
+                 val:int=None, # validation images, held out of the training set (default: 0)
                  resume:bool=False, # continue the interrupted run in --out from its checkpoint
                  precision:str=None, # auto, fp32 or bf16 (default: $MNIST_COURSE_PRECISION or auto)
                  progress:bool=True, # print progress bars and per-epoch lines
                 ) -> dict:
     "Train a model, checkpointing each epoch in `out`; write the artefacts; return paths, metrics."
     given = dict(model=model, recipe=recipe, epochs=epochs, lr=lr, batch_size=batch_size,
-                 seed=seed, n_train=n_train, n_test=n_test)
+                 seed=seed, n_train=n_train, n_test=n_test, val=val)
     dev = resolve_device(device)
     how = how_to_run(dev, out=out, data=data, device=device, precision=precision)
     out = Path(how.pop('out'))

@@ -22,8 +22,8 @@ from .small import MODELS, RECIPES, UsageError, recipe_for
 
 # %% auto #0
 __all__ = ['RUN_KEYS', 'HOW_KEYS', 'LR_MAX', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'RunFolderError', 'train_images',
-           'check_options', 'new_config', 'how_to_run', 'command', 'make_folder', 'RunLock', 'tidy', 'run_config',
-           'space_needed', 'check_space', 'write_artefacts', 'publish']
+           'check_val', 'check_options', 'new_config', 'how_to_run', 'command', 'make_folder', 'RunLock', 'tidy',
+           'run_config', 'space_needed', 'check_space', 'held_out', 'write_artefacts', 'publish']
 
 # %% ../nbs/08_command.ipynb #cmd0err
 class RunFolderError(RuntimeError):
@@ -32,15 +32,30 @@ class RunFolderError(RuntimeError):
 
 # %% ../nbs/08_command.ipynb #cmd0keys
 # the run's options, which its checkpoint holds; how to run it, which it does not (with defaults)
-RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test',
+RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'val',
             'lr_changes')
 HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}
 LR_MAX = float(torch.finfo(torch.float32).max)  # the optimizers compute in float32
 
 def train_images(cfg:dict, # a run's options
                 ) -> int:
-    "How many training images the run `cfg` uses: `n_train`, or all 60,000."
-    return cfg['n_train'] or 60000
+    "How many training images the run `cfg` uses: `n_train`, or all 60,000 less the hold-out."
+    return cfg['n_train'] or 60000 - (cfg.get('val') or 0)
+
+# %% ../nbs/08_command.ipynb #cmd0val
+def check_val(cfg:dict, # a run's options
+             ):
+    "Refuse a `--val` (the validation hold-out, chapter 2) that the run `cfg` cannot use."
+    val, n = cfg.get('val') or 0, cfg['n_train']
+    if not (isinstance(val, int) and 0 <= val < 60000):
+        raise UsageError(f"--val must be a whole number of training images to hold out, from 0 "
+                         f"(none) to 59,999, got {val!r}")
+    if val and n and n + val > 60000:
+        raise UsageError(f"--n-train {n} and --val {val} together are more than MNIST's 60,000 "
+                         "training images: lower one of them")
+    if val and cfg['recipe'] == 's5':
+        raise UsageError("--val is for the fast recipe: the s5 recipe is S5's own flow, which "
+                         "tests every epoch; leave --val out, or use --recipe fast")
 
 # %% ../nbs/08_command.ipynb #cmd0chk
 def check_options(cfg:dict, # a run's options
@@ -56,6 +71,7 @@ def check_options(cfg:dict, # a run's options
         raise UsageError(f"unknown model {cfg['model']!r}: choose one of {', '.join(MODELS)}")
     if cfg['recipe'] not in RECIPES:
         raise UsageError(f"unknown recipe {cfg['recipe']!r}: choose one of {', '.join(RECIPES)}")
+    check_val(cfg)
     epochs, lr, bs, n = cfg['epochs'], cfg['lr'], cfg['batch_size'], train_images(cfg)
     if not (isinstance(epochs, int) and epochs >= 1):
         raise UsageError(f"--epochs must be a whole number of at least 1, got {epochs!r}")
@@ -80,7 +96,8 @@ def new_config(given:dict, # the options given (None: not given)
               ) -> dict:
     "The options of a new run: the given ones, else the recipe's; all checked."
     cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast',
-               seed=1 if given['seed'] is None else given['seed'], lr_changes=[])
+               seed=1 if given['seed'] is None else given['seed'], lr_changes=[],
+               val=given.get('val') or 0)
     for k, v in recipe_for(cfg['recipe'], cfg['model']).items():
         cfg[k] = v if cfg[k] is None else cfg[k]
     n = cfg['n_train']
@@ -118,7 +135,8 @@ def command(out:Path, # the run's folder
     "The exact `mnist-course train` command that starts the run `cfg` afresh (or resumes it)."
     # a resume reads the run's own options from the checkpoint
     keys = [*RUN_KEYS[:-1]] * (not resume) + [*HOW_KEYS]
-    opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, HOW_KEYS.get(k))}
+    opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, HOW_KEYS.get(k))
+            and not (k == 'val' and cfg[k] == 0)}  # no hold-out: the default
     if opts.get('data'):
         opts['data'] = Path(opts['data']).expanduser().resolve()  # absolute: works from anywhere
     words = ['mnist-course train --out', shlex.quote(str(Path(out).resolve()))]
@@ -272,8 +290,9 @@ def _figures(net, h, device, test_loader) -> dict:
     mistakes = get_incorrect_test_predictions(net, device, test_loader)
     blobs = {}
     with matplotlib.rc_context({'backend': 'Agg'}):
-        figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc, h.test_losses,
-                                                 h.test_acc),
+        figs = {'stats.png': display_model_stats(h.train_losses, h.train_acc,
+                                                 *((h.val_losses, h.val_acc, 'Validation')
+                                                   if h.val_acc else (h.test_losses, h.test_acc))),
                 'misclassified.png': plot_test_incorrect_predictions(mistakes)}
         for name, fig in figs.items():
             b = io.BytesIO()
@@ -281,6 +300,14 @@ def _figures(net, h, device, test_loader) -> dict:
             plt.close(fig)
             blobs[name] = b.getvalue()
     return blobs
+
+# %% ../nbs/08_command.ipynb #cmd0hld
+def held_out(h, # a finished run's `History`
+             i:int, # an epoch, from 0
+            ) -> dict:
+    "Epoch `i`'s held-out figures: validation with a hold-out, else test, as the run measured."
+    if h.val_acc: return dict(val_loss=h.val_losses[i], val_acc=h.val_acc[i])
+    return dict(test_loss=h.test_losses[i], test_acc=h.test_acc[i])
 
 # %% ../nbs/08_command.ipynb #cmd0pub
 def write_artefacts(out:Path, # existing folder
@@ -291,9 +318,8 @@ def write_artefacts(out:Path, # existing folder
                     config:dict, # how the run was made, stored in metrics.json
                    ) -> dict:
     "Make metrics, figures and weights in memory; publish them into `out`, metrics.json last."
-    rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, test_loss=c, test_acc=d, seconds=e)
-            for i, (a, b, c, d, e) in enumerate(zip(h.train_losses, h.train_acc, h.test_losses,
-                                                    h.test_acc, h.seconds))]
+    rows = [dict(epoch=i + 1, train_loss=a, train_acc=b, **held_out(h, i), seconds=s)
+            for i, (a, b, s) in enumerate(zip(h.train_losses, h.train_acc, h.seconds))]
     final = dict(test_acc=h.test_acc[-1], test_loss=h.test_losses[-1], seconds=h.seconds[-1])
     s = io.StringIO()
     w = csv.DictWriter(s, fieldnames=list(rows[0]))

@@ -141,12 +141,12 @@ def test_the_builder_touches_nothing_it_did_not_make(tmp_path):
 def test_site_contents(site):
     "Home, every chapter in order in the sidebar, search, styles, and show_doc API entries."
     chapters = sorted(p.stem for p in (REPO/'nbs').glob('[0-9]*.ipynb'))
-    assert sorted(p.stem for p in site.glob('*.html')) == sorted(chapters + ['index'])
+    assert sorted(p.stem for p in site.glob('*.html')) == sorted(chapters + ['index', 'contributing'])
     assert (site/'search.json').exists() and (site/'styles.css').exists()
     html = (site/'09_fetching.html').read_text()
     assert 'fetch_mnist' in html and 'check_file' in html
     side = (REPO/'nbs'/'sidebar.yml').read_text()
-    assert [l.strip(' -\n') for l in side.splitlines() if '.ipynb' in l] == ['index.ipynb'] + [c + '.ipynb' for c in chapters]
+    assert [l.strip(' -\n') for l in side.splitlines() if '.ipynb' in l] == ['index.ipynb'] + [c + '.ipynb' for c in chapters] + ['contributing.ipynb']
 
 def test_site_in_browser(site):
     shots = REPO/'screenshots'; shots.mkdir(exist_ok=True)

@@ -125,6 +125,51 @@ def test_chapters_import_only_what_earlier_chapters_define():
     "No notebook imports a name that a later notebook defines (the checkers and the appendix aside)."
     assert _forward_imports() == set(), sorted(_forward_imports())
 
+# Cells the site does not show: `#| hide`, `#| export` (its code is in the module; `#| exports` shows it), `#| exporti`,
+# and Quarto's `echo: false` and `include: false`.
+HIDDEN = re.compile(r'^#\|\s*(hide|export(?!s)\b|exporti|include:\s*false|echo:\s*false)', re.M)
+
+def _defined_and_used(src:str) -> tuple[set, set]:
+    "The names a cell binds anywhere (assignments, defs, parameters, imports) and the names it reads."
+    from IPython.core.inputtransformer2 import TransformerManager  # `%time` and `!ls` lines as Python
+    defined, used = set(), set()
+    # `%time f(x)` and `%%timeit -n 3` run Python that the transformer would hide in a string
+    src = re.sub(r'^(\s*)%%?(?:time|timeit)\b(?:\s+-\w+(?:\s+\d+)?)*\s*', r'\1', src, flags=re.M)
+    for n in ast.walk(ast.parse(TransformerManager().transform_cell(src))):
+        if isinstance(n, ast.Name): (used if isinstance(n.ctx, ast.Load) else defined).add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): defined.add(n.name)
+        elif isinstance(n, ast.arg): defined.add(n.arg)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            defined |= {(a.asname or a.name).split('.')[0] for a in n.names}
+        elif isinstance(n, ast.ExceptHandler) and n.name: defined.add(n.name)
+    return defined, used
+
+def hidden_names(cells:list) -> dict:
+    "{name: first visible cell using it} for each name visible cells read that only hidden cells define."
+    shown, hidden, used = set(), set(), {}
+    for c in cells:
+        if c['cell_type'] != 'code': continue
+        defined, reads = _defined_and_used(_src(c))
+        if HIDDEN.search(_src(c)): hidden |= defined
+        else:
+            shown |= defined
+            for name in reads: used.setdefault(name, c.get('id'))
+    return {n: cid for n, cid in used.items() if n in hidden - shown}
+
+def test_hidden_names_finds_a_name_only_a_hidden_cell_defines():
+    "The check below catches what a site reader would meet: a NameError for a helper they were not shown."
+    cell = lambda s: dict(cell_type='code', id=str(len(s)), source=s)
+    cells = [cell('#| hide\nimport math\nfrom x import helper'), cell('#| export\nLIMIT = 3'),
+             cell('#| exports\ndef f(n): return helper(n) + math.pi'), cell('%time f(LIMIT)')]
+    test = hidden_names(cells)
+    assert set(test) == {'helper', 'math', 'LIMIT'}, test
+    assert hidden_names(cells[2:] + [cell('import math\nLIMIT, helper = 3, abs')]) == {}
+
+@pytest.mark.parametrize('nb', NBS)
+def test_every_name_a_shown_cell_uses_is_shown(nb):
+    "A reader who copies the site's code gets no NameError: no shown cell uses a name only hidden cells define."
+    assert hidden_names(_cells(nb)) == {}, f"{nb}: names (and the first shown cell using each) defined only in hidden cells"
+
 @pytest.mark.parametrize('nb', CHAPTERS)
 def test_chapter_ends_with_summary_and_exercises(nb):
     "`## Summary` (3-6 bullets), then `## Exercises` (3 or more), a self-check the learner runs, and a link to the solutions."

@@ -47,10 +47,10 @@ def same_weights(a, b):
 
 def metrics(out): return [{k: v for k, v in e.items() if k != 'seconds'} for e in json.loads((out/'metrics.json').read_text())['epochs']]
 
-@pytest.mark.parametrize('recipe', ['fast', 's5'])
+@pytest.mark.parametrize('recipe', ['fast', 's5', 'fast --val 1000'])
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mnist_root, recipe):
     "A run killed with SIGKILL in the middle of an epoch, then resumed, ends with the same metrics and weights."
-    args = ['--recipe', recipe, '--epochs', '2', '--seed', '7', *SMALL]
+    args = ['--recipe', *recipe.split(), '--epochs', '2', '--seed', '7', *SMALL]
     whole, broken = tmp_path/'whole', tmp_path/'broken'
     code, text = run('train', '--out', whole, *args); assert code == 0, text
     code, text = run('train', '--out', broken, *args, env=fault(step=[2, 3], do='SIGKILL'))  # killed in epoch 2
@@ -60,6 +60,20 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, mnist_root, recipe):
     code, text = run('train', '--out', broken, '--resume', '--no-progress'); assert code == 0, text
     assert metrics(broken) == metrics(whole)
     assert same_weights(broken, whole)
+    held_out = {'val_loss', 'val_acc'} if '--val' in recipe else {'test_loss', 'test_acc'}
+    assert all(set(e) == {'epoch', 'train_loss', 'train_acc', *held_out} for e in metrics(whole)), metrics(whole)
+    final = json.loads((whole/'metrics.json').read_text())['final']  # the test set: once, at the end
+    assert 0 <= final['test_acc'] <= 100, final
+
+def test_validation_every_epoch_and_the_test_set_once(tmp_path, mnist_root):
+    "With --val, each epoch's line gives the validation figures, and one line, after training, the test set's."
+    code, text = run('train', '--out', tmp_path/'run', '--val', '1000', '--epochs', '2', *SMALL[:4])
+    lines = [l for l in text.splitlines() if 'accuracy' in l]
+    assert code == 0 and len(lines) == 4, text
+    assert [l.split(':')[0] for l in lines[:2]] == ['epoch 1', 'epoch 2'] and all('val accuracy' in l for l in lines[:2])
+    m = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert lines[2].startswith(f"test loss {m['final']['test_loss']:.4f}, test accuracy {m['final']['test_acc']:.2f}%")
+    assert lines[3].startswith(f"final test accuracy {m['final']['test_acc']:.2f}%") and m['config']['val'] == 1000
 
 def test_same_seed_same_metrics(tmp_path, mnist_root):
     a, b = tmp_path/'a', tmp_path/'b'
@@ -106,6 +120,10 @@ def test_nan_loss_stops_at_once_and_keeps_last_checkpoint(tmp_path, mnist_root):
     (['--batch-size', '60001'], '--batch-size must be a whole number between 1 and the 60,000'),
     (['--device', 'tpu'], "unknown device 'tpu'"),
     (['--device', 'cuda'], 'no CUDA GPU'),
+    (['--val', '60000'], '--val must be a whole number of training images to hold out, from 0 (none) to 59,999'),
+    (['--val', '1000', '--n-train', '59500'], "--n-train 59500 and --val 1000 together are more than MNIST's 60,000"),
+    (['--val', '1000', '--recipe', 's5'], '--val is for the fast recipe'),
+    (['--val', '59990'], '--batch-size must be a whole number between 1 and the 10 training images'),
 ])
 def test_bad_arguments(tmp_path, args, message):
     if args == ['--device', 'cuda'] and torch.cuda.is_available(): pytest.skip('this machine has CUDA')

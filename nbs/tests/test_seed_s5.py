@@ -1,7 +1,7 @@
-"""The seed's S5 notebook cells, with only their imports pointed at `mnist_course`, run start to finish.
+"""S5's notebook cells, with only their imports pointed at `mnist_course`, run start to finish.
 
 Two lines are added, marked `# subset`, so the run takes seconds: the datasets are cut to subsets and the loop runs
-one epoch. Everything else is the seed's code, including `datasets.MNIST('../data', download=True)`, the
+one epoch. Everything else is S5's code, including `datasets.MNIST('../data', download=True)`, the
 `DataLoader` with two worker processes, and the 20-epoch loop's calls.
 """
 import os
@@ -11,7 +11,7 @@ from torch.utils.data import Subset
 from mnist_course.data import MNIST_FILES
 
 def test_seed_s5_cells(tmp_path, monkeypatch, mnist_root):
-    (tmp_path/'data').symlink_to(mnist_root, target_is_directory=True)  # the seed's '../data'
+    (tmp_path/'data').symlink_to(mnist_root, target_is_directory=True)  # S5's '../data'
     (tmp_path/'nb').mkdir(); monkeypatch.chdir(tmp_path/'nb')
 
     # CODE BLOCK: 1
@@ -90,7 +90,7 @@ def test_seed_s5_cells(tmp_path, monkeypatch, mnist_root):
     plt.close('all')
 
 def test_two_models_keep_separate_histories(mnist_root):
-    "The seed's global lists mixed two runs; here each model keeps its own history."
+    "S5's global lists mixed two runs; here each model keeps its own history."
     import torch.nn.functional as F
     from mnist_course.data import get_datasets, get_loaders, subset, s5_test_transforms
     from mnist_course.model import Net, Net2, train, test
