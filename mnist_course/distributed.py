@@ -13,12 +13,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.optim import SGD
-from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from .fast import (MNISTTensors, augment, normalize, evaluate, pick_precision,
-                               _check_fast_args, end_of_epoch, test_once)
+                               _check_fast_args, end_of_epoch, test_once, fast_optimizer)
 from .training import History, history_of, seed_everything, check_loss
 from fastcore.basics import patch
 from fastcore.meta import delegates
@@ -192,9 +190,8 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed
     seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.to(dev, memory_format=torch.channels_last)
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
-                       pct_start=0.25)  # as fast_fit
+    steps = math.ceil(n / batch_size)  # per epoch, of the global batch
+    opt, sched = fast_optimizer(model, lr, epochs, steps, weight_decay=weight_decay)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     # DDP broadcasts rank 0's weights (and buffers) to every rank as it wraps the model

@@ -9,16 +9,17 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.benchmark as benchmark
 from torch.optim import SGD
-from torch.optim.lr_scheduler import OneCycleLR
+from torch.optim.lr_scheduler import OneCycleLR, StepLR
 from tqdm import tqdm
 from .data import get_datasets, MNIST_MEAN, MNIST_STD
 from .training import History, history_of, holdout, seed_everything, check_loss
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'ONECYCLE_MIN_STEPS', 'matmul_gflops', 'images_per_s', 'MNISTTensors', 'load_tensors', 'normalize',
-           'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_epoch', 'evaluate', 'end_of_epoch',
-           'test_once', 'fast_fit']
+__all__ = ['PRECISIONS', 'ONECYCLE_MIN_STEPS', 'matmul_gflops', 'stream_gbs', 'images_per_s', 'MNISTTensors', 'load_tensors',
+           'normalize', 'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_optimizer', 'fast_epoch',
+           'evaluate', 'end_of_epoch', 'test_once', 'fast_fit']
 
 # %% ../nbs/06_fast_training.ipynb #6d40deb6
 def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matrices
@@ -27,16 +28,24 @@ def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matric
                   device:str|torch.device='cpu', # where to multiply
                  ) -> float:
     "Median GFLOP/s of an `n` x `n` matrix product in `dtype`: the ceiling for dense work."
-    a, b = (torch.randn(n, n, device=device, dtype=dtype),
-            torch.randn(n, n, device=device, dtype=dtype))
-    times = []
-    for i in range(reps + 2):
-        if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-        t = time.perf_counter()
-        a @ b
-        if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-        if i >= 2: times.append(time.perf_counter() - t)  # the first two warm up
-    return 2 * n**3 / statistics.median(times) / 1e9
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    timer = benchmark.Timer('a @ b', globals=dict(a=a, b=b), num_threads=torch.get_num_threads())
+    timer.timeit(2)  # warm up
+    return 2 * n**3 / statistics.median(timer.timeit(1).median for _ in range(reps)) / 1e9
+
+
+# %% ../nbs/06_fast_training.ipynb #ft6bwd
+def stream_gbs(device:str|torch.device='cpu', # where the vectors live
+               mb:int=256, # size of each of the three vectors, in MiB
+               reps:int=10, # timed additions; the median is reported
+              ) -> float:
+    "Median GB/s of `c = a + b` on float32 vectors (two read, one written): the memory ceiling."
+    a, b, c = (torch.rand(mb * 2**18, device=device) for _ in range(3))
+    timer = benchmark.Timer('torch.add(a, b, out=c)', globals=dict(a=a, b=b, c=c),
+                            num_threads=torch.get_num_threads())
+    timer.timeit(2)  # warm up
+    return 3 * a.numel() * 4 / statistics.median(timer.timeit(1).median for _ in range(reps)) / 1e9
+
 
 # %% ../nbs/06_fast_training.ipynb #3b6eff90
 def images_per_s(step, # function running one training step
@@ -44,14 +53,11 @@ def images_per_s(step, # function running one training step
                  n:int=15, # timed steps; the median is reported
                  warmup:int=3, # untimed steps first
                 ) -> float:
-    "Median training throughput of `step`, in images per second."
+    "Median training throughput of `step`, in images per second (timed as `matmul_gflops` times)."
     for _ in range(warmup): step()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return batch_size / statistics.median(times)
+    timer = benchmark.Timer('step()', globals=dict(step=step), num_threads=torch.get_num_threads())
+    return batch_size / statistics.median(timer.timeit(1).median for _ in range(n))
+
 
 # %% ../nbs/06_fast_training.ipynb #b4f15609
 class MNISTTensors(NamedTuple):
@@ -94,6 +100,7 @@ def augment(x:torch.Tensor, # float images `(N, 1, H, W)` in [0, 1] (before norm
             generator:torch.Generator|None=None, # random generator (on `x`'s device)
             angles:torch.Tensor|None=None, # fixed angles in degrees instead of random ones (checks)
             crops:torch.Tensor|None=None, # fixed crop decisions (bool) instead of random ones
+            mode:str='bilinear', # interpolation: 'bilinear', or S5's 'nearest' pixel
            ) -> torch.Tensor:
     "The S5 augmentation (random centre crop and rotation) for a whole batch: one `grid_sample`."
     n, dev = len(x), x.device
@@ -105,7 +112,7 @@ def augment(x:torch.Tensor, # float images `(N, 1, H, W)` in [0, 1] (before norm
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode='zeros', align_corners=False)
 
 # %% ../nbs/06_fast_training.ipynb #ce2b3430
 def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
@@ -118,10 +125,11 @@ def fast_step(model:nn.Module, # the network (channels-last if `channels_last`)
               channels_last:bool=True, # give the model channels-last input
               where:tuple=(None, None), # `(epoch, batch)`, named if the loss is not finite
               label_smoothing:float=0., # weight of the uniform targets mixed in (0: none)
+              interpolation:str='bilinear', # of the augmentation: see `augment`'s `mode`
              ) -> tuple[float, torch.Tensor]:
     "One training step on `uint8` images: augment, normalise, forward, check, backward, update."
     x = xb.float().div_(255)
-    if augment_data: x = augment(x, generator=generator)
+    if augment_data: x = augment(x, generator=generator, mode=interpolation)
     x = normalize(x)
     if channels_last: x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -162,6 +170,25 @@ def pick_precision(device:torch.device, # where training runs
         raise ValueError(f"unknown precision {name!r}{where}: use auto, fp32 or bf16")
     return PRECISIONS[name]
 
+# %% ../nbs/06_fast_training.ipynb #ft6optd
+def fast_optimizer(model:nn.Module, # the network to train
+                   lr:float, # peak learning rate ('onecycle'), or the first one ('step')
+                   epochs:int, # passes over the training set
+                   steps_per_epoch:int, # optimizer steps in each
+                   momentum:float=0.95, # SGD's momentum ('onecycle' cycles it from here)
+                   nesterov:bool=True, # Nesterov's look-ahead form of momentum
+                   weight_decay:float=5e-4, # L2 penalty on the weights
+                   schedule:str='onecycle', # or 'step': S5's, a tenth of the rate after 15 epochs
+                  ) -> tuple:
+    "SGD and its schedule, stepped after every batch: the fast recipe's by default, or S5's."
+    opt = SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov,
+              weight_decay=weight_decay)
+    if schedule == 'onecycle':
+        return opt, OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.25)
+    if schedule == 'step': return opt, StepLR(opt, step_size=15 * steps_per_epoch, gamma=0.1)
+    raise ValueError(f"schedule must be 'onecycle' or 'step', got {schedule!r}")
+
+
 # %% ../nbs/06_fast_training.ipynb #a7a67ffa
 def fast_epoch(model:nn.Module, # the network, channels-last
                data:MNISTTensors, # from `load_tensors`
@@ -175,6 +202,7 @@ def fast_epoch(model:nn.Module, # the network, channels-last
                augment_data:bool=True, # apply the batched S5 augmentation
                progress:bool=True, # show a progress bar
                label_smoothing:float=0., # see `fast_step`
+               interpolation:str='bilinear', # see `fast_step`
               ) -> tuple[float, int]:
     "One epoch of the fast recipe; returns the summed training loss and the right predictions."
     model.train()
@@ -187,7 +215,7 @@ def fast_epoch(model:nn.Module, # the network, channels-last
         idx = perm[i * batch_size:(i + 1) * batch_size]
         lv, out = fast_step(model, opt, data.x_train[idx], data.y_train[idx], dtype, generator,
                             augment_data, where=(epoch, i),
-                            label_smoothing=label_smoothing)
+                            label_smoothing=label_smoothing, interpolation=interpolation)
         sched.step()
         tot_loss += lv * len(idx)
         correct += (out.argmax(1) == data.y_train[idx]).sum().item()
@@ -268,6 +296,9 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              batch_size:int=128, # images per step
              lr:float=0.05, # peak learning rate of the one-cycle schedule
              weight_decay:float=5e-4, # L2 penalty on the weights
+             momentum:float=0.95, # SGD's momentum (see `fast_optimizer`)
+             nesterov:bool=True, # Nesterov's form of it
+             schedule:str='onecycle', # or S5's 'step'
              precision:str|None=None, # 'auto', 'fp32' or 'bf16': see `pick_precision`
              augment_data:bool=True, # apply the S5 augmentation (batched)
              seed:int|None=1, # order of batches and augmentation (weights: seed before the model)
@@ -275,6 +306,7 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              history:History|None=None, # where to append metrics; default: `history_of(model)`
              checkpointer=None, # saves every epoch and restores an interrupted run (chapter 7)
              label_smoothing:float=0., # weight of uniform targets mixed in (chapter 6a tries it)
+             interpolation:str='bilinear', # of the augmented images, or S5's 'nearest'
             ) -> History:
     "Train `model` on `data` with the fast recipe; return its history, with each epoch's metrics."
     n, dev = len(data.x_train), data.x_train.device
@@ -283,18 +315,16 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
     if seed is not None: seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(torch.initial_seed() if seed is None else seed)
     model.to(dev, memory_format=torch.channels_last)
-    # OneCycleLR cycles the momentum
-    opt = SGD(model.parameters(), lr=lr, momentum=0.95, nesterov=True, weight_decay=weight_decay)
-    sched = OneCycleLR(opt, max_lr=lr, total_steps=epochs * math.ceil(n / batch_size),
-                       pct_start=0.25)
+    opt, sched = fast_optimizer(model, lr, epochs, math.ceil(n / batch_size), momentum, nesterov,
+                                weight_decay, schedule)
     state = dict(model=model, optimizer=opt, scheduler=sched, generator=gen)
     done = checkpointer.restore(history=h, **state) if checkpointer else 0
     start = time.perf_counter() - (h.seconds[-1] if h.seconds else 0)
     score = lambda x, y: evaluate(model, x, y, dtype)
     for epoch in range(done + 1, epochs + 1):
-        tot_loss, correct = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size,
-                                       dtype, augment_data, progress, label_smoothing)
-        line = end_of_epoch(h, data, score, epoch, tot_loss / n, 100 * correct / n, start)
+        loss, right = fast_epoch(model, data, opt, sched, gen, epoch, epochs, batch_size, dtype,
+                                 augment_data, progress, label_smoothing, interpolation)
+        line = end_of_epoch(h, data, score, epoch, loss / n, 100 * right / n, start)
         if progress: print(line)
         if checkpointer: checkpointer.save(epoch=epoch, history=h, **state)
     if (line := test_once(h, data, score)) and progress: print(line)

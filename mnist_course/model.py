@@ -10,34 +10,7 @@ import torch.nn.functional as F
 from torchinfo import summary as _summary
 
 # %% auto #0
-__all__ = ['NET_LAYERS', 'check_input', 'Net', 'receptive_field', 'Net2', 'conv_block', 'SmallNet', 'layers_of']
-
-# %% ../nbs/01_model.ipynb #0c1d79ac
-def check_input(x:torch.Tensor, # what was given to the model
-                dtype:torch.dtype|None=None, # the dtype of the model's weights, which `x` must have
-               ):
-    "Raise a clear error unless `x` is a float batch `(N, 1, 28, 28)` or one `(1, 28, 28)` image."
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"the model takes float images, got dtype {x.dtype}: use the S5 "
-                        "transforms, or convert with x.float() / 255 and normalise with mean "
-                        "0.1307, std 0.3081")
-    if dtype is not None and x.dtype != dtype:
-        raise TypeError(f"the model's weights are {dtype} but the images "
-                        f"are {x.dtype}: convert the images with "
-                        f"x.to({dtype}) (for lower precision, keep float32 "
-                        f"input and use torch.autocast, as chapter 6 does)")
-    shape = tuple(x.shape)
-    if shape[-3:] == (1, 28, 28) and x.ndim in (3, 4): return
-    hint = ("add the channel axis with x.unsqueeze(1)" if shape[-2:] == (28, 28) and x.ndim == 3
-            else
-            "MNIST images have one (grey) channel: convert colour images to greyscale"
-            if x.ndim == 4 and shape[1] != 1 and shape[-2:] == (28, 28) else
-            "resize the images to 28x28 (e.g. torchvision.transforms.v2.Resize((28, 28)))"
-            if x.ndim == 4 and shape[1] == 1 else
-            "give a batch of shape (N, 1, 28, 28)")
-    raise ValueError(f"the model takes a batch of shape (N, 1, 28, 28), got {shape}: {hint}")
+__all__ = ['NET_LAYERS', 'Net', 'check_input', 'receptive_field', 'Net2', 'model_cache_path', 'save_trained', 'load_or_train', 's5_loaders', 'conv_block', 'SmallNet', 'layers_of']
 
 # %% ../nbs/01_model.ipynb #c1ce52ff
 class Net(nn.Module):
@@ -69,6 +42,33 @@ class Net(nn.Module):
                         col_names=["input_size", "output_size", "num_params", "params_percent"],
                         **kwargs)
 
+# %% ../nbs/01_model.ipynb #0c1d79ac
+def check_input(x:torch.Tensor, # what was given to the model
+                dtype:torch.dtype|None=None, # the dtype of the model's weights, which `x` must have
+               ):
+    "Raise a clear error unless `x` is a float batch `(N, 1, 28, 28)` or one `(1, 28, 28)` image."
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"the model takes a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"the model takes float images, got dtype {x.dtype}: use the S5 "
+                        "transforms, or convert with x.float() / 255 and normalise with mean "
+                        "0.1307, std 0.3081")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"the model's weights are {dtype} but the images "
+                        f"are {x.dtype}: convert the images with "
+                        f"x.to({dtype}) (for lower precision, keep float32 "
+                        f"input and use torch.autocast, as chapter 6 does)")
+    shape = tuple(x.shape)
+    if shape[-3:] == (1, 28, 28) and x.ndim in (3, 4): return
+    hint = ("add the channel axis with x.unsqueeze(1)" if shape[-2:] == (28, 28) and x.ndim == 3
+            else
+            "MNIST images have one (grey) channel: convert colour images to greyscale"
+            if x.ndim == 4 and shape[1] != 1 and shape[-2:] == (28, 28) else
+            "resize the images to 28x28 (e.g. torchvision.transforms.v2.Resize((28, 28)))"
+            if x.ndim == 4 and shape[1] == 1 else
+            "give a batch of shape (N, 1, 28, 28)")
+    raise ValueError(f"the model takes a batch of shape (N, 1, 28, 28), got {shape}: {hint}")
+
 # %% ../nbs/01_model.ipynb #7f4b1d2a
 def receptive_field(layers:list, # `(name, kernel, stride)` for each layer, in order
                     size:int=28, # width (= height) of the input image
@@ -88,6 +88,80 @@ NET_LAYERS = [('conv1', 3, 1), ('conv2', 3, 1), ('max-pool', 2, 2),
 class Net2(Net):
     "`Net` without bias terms in any layer."
     def __init__(self): super().__init__(bias=False)
+
+# %% ../nbs/02_training.ipynb #tr2kpi
+from dataclasses import asdict
+from pathlib import Path
+from .data import (data_dir, atomic_write, get_datasets, get_loaders,
+                               s5_train_transforms, s5_test_transforms, subset)
+from .training import History, fit, seed_everything
+
+# %% ../nbs/02_training.ipynb #tr2kpp
+def model_cache_path(model:str='Net', # model class name
+                     recipe:str='s5', # training recipe
+                     seed:int=1, # the run's seed
+                     epochs:int=5, # epochs trained
+                     n_train:int=60000, # training images
+                     n_test:int=10000, # test images
+                     root=None, # the course cache folder (see `data_dir`)
+                    ) -> Path:
+    "Where the course keeps a trained model, named by what determines its weights."
+    return data_dir(root)/'models'/f'{model}-{recipe}-seed{seed}-{epochs}ep-{n_train}x{n_test}.pt'
+
+# %% ../nbs/02_training.ipynb #tr2kps
+def save_trained(path:Path, # where to save, e.g. `model_cache_path(...)`
+                 model:nn.Module, # the trained network
+                 history:History, # its metrics
+                ) -> Path:
+    "Save `model`'s weights (on the CPU) and `history` atomically, as `load_or_train` loads them."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(history)),
+                                                   f))
+
+
+# %% ../nbs/02_training.ipynb #tr2kpl
+def _load_saved(path:Path, device:torch.device) -> Net|None:
+    "The saved model at `path` with its history, or None (saying why) if missing or unusable."
+    if not path.is_file(): return None
+    try:
+        saved = torch.load(path, map_location='cpu', weights_only=True)
+        model = Net()
+        model.load_state_dict(saved['state_dict'])
+    except Exception as e:
+        print(f"the saved model {path.name} cannot be used ({type(e).__name__}): training it again")
+        return None
+    model.history = History(**saved['history'])
+    print(f"loaded the trained model {path.name} from the course cache (no training needed)")
+    return model.to(device)
+
+# %% ../nbs/02_training.ipynb #tr2kpo
+def load_or_train(train_loader, # the S5 training loader
+                  test_loader, # the S5 test loader
+                  device:torch.device, # where to train or put the model
+                  epochs:int=5, # epochs of the S5 recipe
+                  seed:int=1, # seeds the weights and the batches
+                  root=None, # the course cache folder (see `data_dir`)
+                 ) -> Net:
+    "A `Net` trained with `fit` for `epochs`: from the course cache if there, else trained, saved."
+    path = model_cache_path('Net', 's5', seed, epochs, len(train_loader.dataset),
+                            len(test_loader.dataset), root)
+    model = _load_saved(path, device)
+    if model is not None: return model
+    seed_everything(seed)
+    model = Net().to(device)
+    save_trained(path, model, fit(model, device, train_loader, test_loader, epochs=epochs))
+    print(f"saved the trained model as {path.name} in the course cache")
+    return model
+
+# %% ../nbs/02_training.ipynb #tr2kpd
+def s5_loaders(quick:bool=False, # 2,000 training and 1,000 test images, loaded in the main process
+              ) -> tuple:
+    "The S5 training and test loaders of chapters 3 and 4."
+    train_ds, test_ds = get_datasets(train_tfms=s5_train_transforms(),
+                                     test_tfms=s5_test_transforms())
+    if quick: train_ds, test_ds = subset(train_ds, 2000), subset(test_ds, 1000)
+    return get_loaders(train_ds, test_ds, num_workers=0 if quick else 2)
 
 # %% ../nbs/02_training.ipynb #3e2a5830
 from .training import train, test

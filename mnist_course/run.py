@@ -26,7 +26,7 @@ __all__ = ['RUNNERS', 'COMMANDS', 'CHOICES', 'how_to_go_on', 'TrainingInterrupte
 # %% ../nbs/08a_training_run.ipynb #run0fst
 def _train_fast(net, cfg, dev, progress, ckpt, group=None) -> tuple:
     "Chapter 6's recipe: the history, a test loader for the figures, the precision used."
-    tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'], cfg.get('val') or 0)
+    tensors = load_tensors(cfg['data'], dev, cfg['n_train'], cfg['n_test'], cfg['val'])
     kw = dict(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], seed=cfg['seed'],
               progress=progress, checkpointer=ckpt, precision=cfg['precision'])
     h = group.fast_fit(net, tensors, **kw) if group else fast_fit(net, tensors, **kw)

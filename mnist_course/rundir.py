@@ -21,9 +21,9 @@ from .checkpoint import load_checkpoint
 from .small import MODELS, RECIPES, UsageError, recipe_for
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'HOW_KEYS', 'LR_MAX', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'RunFolderError', 'train_images',
-           'check_val', 'check_options', 'new_config', 'how_to_run', 'command', 'make_folder', 'RunLock', 'tidy',
-           'run_config', 'space_needed', 'check_space', 'held_out', 'write_artefacts', 'publish']
+__all__ = ['RUN_KEYS', 'HOW_KEYS', 'RUN_DEFAULTS', 'LR_MAX', 'ARTEFACTS', 'CHECKPOINT', 'LOCK', 'STAGING', 'RunFolderError',
+           'train_images', 'check_val', 'check_options', 'new_config', 'how_to_run', 'command', 'make_folder',
+           'RunLock', 'tidy', 'run_config', 'space_needed', 'check_space', 'held_out', 'write_artefacts', 'publish']
 
 # %% ../nbs/08_command.ipynb #cmd0err
 class RunFolderError(RuntimeError):
@@ -35,18 +35,19 @@ class RunFolderError(RuntimeError):
 RUN_KEYS = ('model', 'recipe', 'epochs', 'lr', 'batch_size', 'seed', 'n_train', 'n_test', 'val',
             'lr_changes')
 HOW_KEYS = {'data': None, 'device': 'auto', 'nproc': 1, 'backend': 'auto', 'precision': 'auto'}
+RUN_DEFAULTS = {'val': 0}  # run options an older checkpoint may lack, and what its runs used
 LR_MAX = float(torch.finfo(torch.float32).max)  # the optimizers compute in float32
 
 def train_images(cfg:dict, # a run's options
                 ) -> int:
     "How many training images the run `cfg` uses: `n_train`, or all 60,000 less the hold-out."
-    return cfg['n_train'] or 60000 - (cfg.get('val') or 0)
+    return cfg['n_train'] or 60000 - cfg['val']
 
 # %% ../nbs/08_command.ipynb #cmd0val
 def check_val(cfg:dict, # a run's options
              ):
     "Refuse a `--val` (the validation hold-out, chapter 2) that the run `cfg` cannot use."
-    val, n = cfg.get('val') or 0, cfg['n_train']
+    val, n = cfg['val'], cfg['n_train']
     if not (isinstance(val, int) and 0 <= val < 60000):
         raise UsageError(f"--val must be a whole number of training images to hold out, from 0 "
                          f"(none) to 59,999, got {val!r}")
@@ -97,7 +98,7 @@ def new_config(given:dict, # the options given (None: not given)
     "The options of a new run: the given ones, else the recipe's; all checked."
     cfg = dict(given, model=given['model'] or 'Net', recipe=given['recipe'] or 'fast',
                seed=1 if given['seed'] is None else given['seed'], lr_changes=[],
-               val=given.get('val') or 0)
+               val=RUN_DEFAULTS['val'] if given.get('val') is None else given['val'])
     for k, v in recipe_for(cfg['recipe'], cfg['model']).items():
         cfg[k] = v if cfg[k] is None else cfg[k]
     n = cfg['n_train']
@@ -135,8 +136,8 @@ def command(out:Path, # the run's folder
     "The exact `mnist-course train` command that starts the run `cfg` afresh (or resumes it)."
     # a resume reads the run's own options from the checkpoint
     keys = [*RUN_KEYS[:-1]] * (not resume) + [*HOW_KEYS]
-    opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, HOW_KEYS.get(k))
-            and not (k == 'val' and cfg[k] == 0)}  # no hold-out: the default
+    defaults = {**RUN_DEFAULTS, **HOW_KEYS}  # what a command leaves out
+    opts = {k: cfg.get(k) for k in keys if cfg.get(k) not in (None, defaults.get(k))}
     if opts.get('data'):
         opts['data'] = Path(opts['data']).expanduser().resolve()  # absolute: works from anywhere
     words = ['mnist-course train --out', shlex.quote(str(Path(out).resolve()))]
@@ -251,7 +252,7 @@ def run_config(out:Path, # the run folder, locked by this process
 # %% ../nbs/08_command.ipynb #cmd0rsm
 def _resumed_config(out:Path, ck:dict, given:dict) -> dict:
     "The options the checkpoint `ck` saved; a given `--lr` replaces its own only after NaN."
-    saved = ck['config']
+    saved = {**RUN_DEFAULTS, **ck['config']}  # a checkpoint from before --val: none held out
     clash = {k: saved.get(k) for k, v in given.items() if v is not None and v != saved.get(k)}
     if clash and not (set(clash) == {'lr'} and saved.get('diverged')):
         nan = " (--lr may change only to resume a run stopped by a NaN loss)"

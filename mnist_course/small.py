@@ -9,11 +9,11 @@ import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.profiler import profile, ProfilerActivity
-from .fast import MNISTTensors, fast_step, images_per_s, matmul_gflops
+from .fast import MNISTTensors, fast_step, images_per_s, matmul_gflops, stream_gbs
 
 # %% auto #0
 __all__ = ['PROFILE_GROUPS', 'RECIPES', 'MODELS', 'onecycle_per_epoch', 'train_mflop', 'step_profile', 'UsageError', 'recipe_for',
-           'resolve_device', 'BenchFailed', 'over_seeds', 'run_bench']
+           'resolve_device', 'spread', 'BenchFailed', 'over_seeds', 'run_bench']
 
 # %% ../nbs/06a_small_model.ipynb #sm0ocyc
 def onecycle_per_epoch(model:nn.Module, # the network whose parameters it updates
@@ -150,8 +150,13 @@ def _name(dtype:torch.dtype) -> str:
     return str(dtype).replace('torch.', '')
 
 # %% ../nbs/06a_small_model.ipynb #bn0thrc
-def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
-    "Median images/s of the S5 path (`Net`) and the fast engine per model, in alternating rounds."
+def spread(xs:list, # one measurement per round
+          ) -> dict:
+    "Minimum, median and maximum of `xs`."
+    return dict(min=min(xs), median=statistics.median(xs), max=max(xs))
+
+def _throughput(data, dev, dtype, models, steps, rounds, say) -> list:
+    "Per round: the ceilings, the bandwidth, images/s of the S5 path (`Net`) and the fast engine."
     s5 = recipe_for('s5', 'Net')
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
@@ -163,13 +168,18 @@ def _throughput(data, dev, dtype, models, steps, rounds, say) -> dict:
         bs = recipe_for('fast', m)['batch_size']
         net = MODELS[m]().to(dev, memory_format=torch.channels_last)
         paths[m] = (_fast_step(tensors, net, dtype, bs, dev), bs)
-    rates = {k: [] for k in paths}
+    out = []
     for r in range(rounds):
-        for k, (step, bs) in paths.items():
-            rates[k].append(images_per_s(step, bs, steps, warmup=3 if r == 0 else 0))
-        say(f"round {r + 1}/{rounds}: S5 recipe (Net) {rates['seed'][-1]:,.0f} images/s, fast "
-            "engine " + ', '.join(f"{m} {rates[m][-1]:,.0f}" for m in models))
-    return {k: statistics.median(v) for k, v in rates.items()}
+        out.append(dict(ceiling_gflops={_name(d): matmul_gflops(d, device=dev)
+                                        for d in (torch.float32, torch.bfloat16)},
+                        bandwidth_gbs=stream_gbs(dev),
+                        images_per_s={k: images_per_s(step, bs, steps, warmup=3 if r == 0 else 0)
+                                      for k, (step, bs) in paths.items()}))
+        say(f"round {r + 1}/{rounds}: S5 recipe (Net) {out[-1]['images_per_s']['seed']:,.0f} "
+            "images/s, fast engine " + ', '.join(f"{m} {out[-1]['images_per_s'][m]:,.0f}"
+                                                  for m in models))
+    return out
+
 
 # %% ../nbs/06a_small_model.ipynb #bn0e2ec
 class BenchFailed(ChildProcessError):
@@ -225,16 +235,53 @@ def _check_options(names, models, steps, rounds, runs, json_out):
     if folder and not os.access(folder, os.W_OK):
         raise UsageError(f"--json-out {json_out}: the folder {folder} is not writable")
 
-def _model_figures(m, images_per_s, seed_images_per_s, ceiling) -> dict:
-    "Parameters, operations per image, GFLOP/s and share of each ceiling of `m` at `images_per_s`."
+
+# %% ../nbs/06a_small_model.ipynb #bn0mfc
+def _model_figures(m, rounds, precision) -> dict:
+    "A model's images/s, GFLOP/s, shares of the ceilings and both bounds, over the rounds."
     net = MODELS[m]()
     mflop = train_mflop(net)
-    gflops = images_per_s * mflop / 1e3
+    mbytes = net.summary(input_size=(1, 1, 28, 28)).total_output_bytes / 1e6
+    med = lambda f: statistics.median(f(x) for x in rounds)
+    ips = spread([x['images_per_s'][m] for x in rounds])
     return dict(parameters=sum(p.numel() for p in net.parameters()),
-                mflop_per_image=round(mflop, 2), images_per_s=images_per_s, gflops=gflops,
-                ceiling_fraction={k: gflops / v for k, v in ceiling.items()},
-                times_seed_recipe=images_per_s / seed_images_per_s, recipe=recipe_for('fast', m),
-                runs=[], final_test_acc=None, median_total_seconds=None)
+                mflop_per_image=round(mflop, 2), mbytes_per_image=round(mbytes, 3),
+                images_per_s=ips, gflops=ips['median'] * mflop / 1e3,
+                ceiling_fraction={k: med(lambda x: x['images_per_s'][m] * mflop / 1e3
+                                         / x['ceiling_gflops'][k])
+                                  for k in rounds[0]['ceiling_gflops']},
+                # the most images/s each ceiling allows: arithmetic, or memory (bytes in float32,
+                # each activation and its gradient once: a lower bound on the traffic)
+                compute_bound_images_per_s=med(lambda x: x['ceiling_gflops'][precision] * 1e3
+                                               / mflop),
+                memory_bound_images_per_s=med(lambda x: x['bandwidth_gbs'] * 1e3 / mbytes),
+                times_seed_recipe=med(lambda x: x['images_per_s'][m] / x['images_per_s']['seed']),
+                recipe=recipe_for('fast', m), runs=[], final_test_acc=None,
+                median_total_seconds=None)
+
+
+# %% ../nbs/06a_small_model.ipynb #bn0sumc
+def _bench_summary(rounds:list, dev, dtype, names, say) -> dict:
+    "The benchmark's results before its end-to-end runs: the rounds, their spreads, each model."
+    res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__, models={},
+               threads=torch.get_num_threads(), rounds=rounds,
+               ceiling_gflops={k: spread([x['ceiling_gflops'][k] for x in rounds])
+                               for k in ('float32', 'bfloat16')},
+               bandwidth_gbs=spread([x['bandwidth_gbs'] for x in rounds]),
+               seed_images_per_s=spread([x['images_per_s']['seed'] for x in rounds]))
+    c, b = res['ceiling_gflops'], res['bandwidth_gbs']
+    say(f"ceilings (median of {len(rounds)} rounds): {c['float32']['median']:.0f} GFLOP/s float32, "
+        f"{c['bfloat16']['median']:.0f} bfloat16, memory {b['median']:.1f} GB/s; S5 recipe (Net): "
+        f"{res['seed_images_per_s']['median']:,.0f} images/s")
+    for m in names:
+        r = res['models'][m] = _model_figures(m, rounds, res['precision'])
+        say(f"{m}: {r['parameters']:,} parameters, {r['images_per_s']['median']:,.0f} images/s "
+            f"(min {r['images_per_s']['min']:,.0f}, max {r['images_per_s']['max']:,.0f}), "
+            f"{100 * r['ceiling_fraction'][res['precision']]:.1f}% of the {res['precision']} "
+            f"ceiling; the ceilings allow {r['compute_bound_images_per_s']:,.0f} (arithmetic) and "
+            f"{r['memory_bound_images_per_s']:,.0f} (memory); {r['times_seed_recipe']:.2f}x S5")
+    return res
+
 
 # %% ../nbs/06a_small_model.ipynb #bn0t94c
 def _final_over_seeds(r:dict, m, runs, data, dev, precision, say):
@@ -271,19 +318,8 @@ def run_bench(steps:int=10, # timed steps per path per round
         dtype = pick_precision(dev, precision)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    ceiling = {_name(d): matmul_gflops(d, device=dev) for d in (torch.float32, torch.bfloat16)}
-    rates = _throughput(data, dev, dtype, names, steps, rounds, say)
-    res = dict(device=str(dev), precision=_name(dtype), torch=torch.__version__, models={},
-               threads=torch.get_num_threads(), ceiling_gflops=ceiling,
-               seed_images_per_s=rates['seed'])
-    say(f"matrix-multiply ceiling: {ceiling['float32']:.0f} GFLOP/s float32, "
-        f"{ceiling['bfloat16']:.0f} bfloat16; S5 recipe (Net): {rates['seed']:,.0f} images/s")
-    for m in names:
-        r = res['models'][m] = _model_figures(m, rates[m], rates['seed'], ceiling)
-        share = 100 * r['ceiling_fraction'][res['precision']]
-        say(f"{m}: {r['parameters']:,} parameters, {rates[m]:,.0f} images/s, {r['gflops']:.1f} "
-            f"GFLOP/s = {share:.1f}% of the {res['precision']} ceiling; "
-            f"{r['times_seed_recipe']:.2f}x the S5 recipe")
+    measured = _throughput(data, dev, dtype, names, steps, rounds, say)
+    res = _bench_summary(measured, dev, dtype, names, say)
     short = {'float32': 'fp32', 'bfloat16': 'bf16'}[res['precision']]
     for m in names if runs else []:
         _final_over_seeds(res['models'][m], m, runs, data, dev, short, say)

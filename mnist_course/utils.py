@@ -4,87 +4,20 @@
 
 # %% ../nbs/03_evaluation.ipynb #a25913b9
 from __future__ import annotations
-from dataclasses import asdict
-from pathlib import Path
 from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
-from .data import (display_data, data_dir, atomic_write, get_datasets, get_loaders,
-                               s5_train_transforms,
-                               s5_test_transforms, subset)
-from .model import Net
-from .training import History, fit, seed_everything
+from .data import display_data, get_loaders, subset
+from .training import History
+# chapter 2's cache, importable from here as before
+from .model import model_cache_path, save_trained, load_or_train, s5_loaders
+
 
 # %% auto #0
-__all__ = ['model_cache_path', 'save_trained', 'load_or_train', 's5_loaders', 'display_model_stats', 'Predictions', 'get_predictions', 'confusion_matrix', 'plot_confusion_matrix', 'per_class_accuracy', 'plot_per_class_accuracy']
-
-# %% ../nbs/03_evaluation.ipynb #7ce1b324
-def model_cache_path(model:str='Net', # model class name
-                     recipe:str='s5', # training recipe
-                     seed:int=1, # the run's seed
-                     epochs:int=5, # epochs trained
-                     n_train:int=60000, # training images
-                     n_test:int=10000, # test images
-                     root=None, # the course cache folder (see `data_dir`)
-                    ) -> Path:
-    "Where the course keeps a trained model, named by what determines its weights."
-    return data_dir(root)/'models'/f'{model}-{recipe}-seed{seed}-{epochs}ep-{n_train}x{n_test}.pt'
-
-# %% ../nbs/03_evaluation.ipynb #f722ed10
-def save_trained(path:Path, # where to save, e.g. `model_cache_path(...)`
-                 model:nn.Module, # the trained network
-                 history:History, # its metrics
-                ) -> Path:
-    "Save `model`'s weights (on the CPU) and `history` atomically, as `load_or_train` loads them."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    return atomic_write(path, lambda f: torch.save(dict(state_dict=state, history=asdict(history)),
-                                                   f))
-
-def _load_saved(path:Path, device:torch.device) -> Net|None:
-    "The saved model at `path` with its history, or None (saying why) if missing or unusable."
-    if not path.is_file(): return None
-    try:
-        saved = torch.load(path, map_location='cpu', weights_only=True)
-        model = Net()
-        model.load_state_dict(saved['state_dict'])
-    except Exception as e:
-        print(f"the saved model {path.name} cannot be used ({type(e).__name__}): training it again")
-        return None
-    model.history = History(**saved['history'])
-    print(f"loaded the trained model {path.name} from the course cache (no training needed)")
-    return model.to(device)
-
-# %% ../nbs/03_evaluation.ipynb #d3b30a56
-def load_or_train(train_loader, # the S5 training loader
-                  test_loader, # the S5 test loader
-                  device:torch.device, # where to train or put the model
-                  epochs:int=5, # epochs of the S5 recipe
-                  seed:int=1, # seeds the weights and the batches
-                  root=None, # the course cache folder (see `data_dir`)
-                 ) -> Net:
-    "A `Net` trained with `fit` for `epochs`: from the course cache if there, else trained, saved."
-    path = model_cache_path('Net', 's5', seed, epochs, len(train_loader.dataset),
-                            len(test_loader.dataset), root)
-    model = _load_saved(path, device)
-    if model is not None: return model
-    seed_everything(seed)
-    model = Net().to(device)
-    save_trained(path, model, fit(model, device, train_loader, test_loader, epochs=epochs))
-    print(f"saved the trained model as {path.name} in the course cache")
-    return model
-
-# %% ../nbs/03_evaluation.ipynb #8d31a97e
-def s5_loaders(quick:bool=False, # 2,000 training and 1,000 test images, loaded in the main process
-              ) -> tuple:
-    "The S5 training and test loaders of chapters 3 and 4."
-    train_ds, test_ds = get_datasets(train_tfms=s5_train_transforms(),
-                                     test_tfms=s5_test_transforms())
-    if quick: train_ds, test_ds = subset(train_ds, 2000), subset(test_ds, 1000)
-    return get_loaders(train_ds, test_ds, num_workers=0 if quick else 2)
+__all__ = ['display_model_stats', 'Predictions', 'get_predictions', 'confusion_matrix', 'plot_confusion_matrix', 'per_class_accuracy', 'plot_per_class_accuracy']
 
 # %% ../nbs/03_evaluation.ipynb #84af0329
 def display_model_stats(train_loss:list, # mean training loss per epoch

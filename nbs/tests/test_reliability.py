@@ -437,7 +437,13 @@ def test_precision_is_an_option_and_recorded(tmp_path, mnist_root):
     assert code == 2 and '(from $MNIST_COURSE_PRECISION)' in text, text
     code, text = run('bench', '--precision', 'fp32', '--steps', '1', '--rounds', '1', '--runs', '0', '--models', 'SmallNet',
                      '--json-out', tmp_path/'b.json', '--no-progress')
-    assert code == 0 and json.loads((tmp_path/'b.json').read_text())['precision'] == 'float32', text
+    b = json.loads((tmp_path/'b.json').read_text())
+    assert code == 0 and b['precision'] == 'float32', text
+    # issue 24: each round holds its own ceilings and bandwidth; the spreads and both bounds come with them
+    assert len(b['rounds']) == 1 and set(b['rounds'][0]['ceiling_gflops']) == {'float32', 'bfloat16'}, b
+    assert 0 < b['bandwidth_gbs']['min'] <= b['bandwidth_gbs']['median'] <= b['bandwidth_gbs']['max'], b
+    sm = b['models']['SmallNet']
+    assert sm['mbytes_per_image'] > 0 and sm['memory_bound_images_per_s'] > 0 and sm['compute_bound_images_per_s'] > 0, sm
 
 @pytest.mark.parametrize('args', [[], ['--device', 'mps'], ['--recipe', 's5']])
 def test_apple_silicon_preflight(tmp_path, mnist_root, args):
