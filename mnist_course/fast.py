@@ -175,7 +175,7 @@ def fast_optimizer(model:nn.Module, # the network to train
                    lr:float, # peak learning rate ('onecycle'), or the first one ('step')
                    epochs:int, # passes over the training set
                    steps_per_epoch:int, # optimizer steps in each
-                   momentum:float=0.95, # SGD's momentum ('onecycle' cycles it from here)
+                   momentum:float=0.95, # SGD's; 'onecycle' replaces it, cycling 0.95-0.85-0.95
                    nesterov:bool=True, # Nesterov's look-ahead form of momentum
                    weight_decay:float=5e-4, # L2 penalty on the weights
                    schedule:str='onecycle', # or 'step': S5's, a tenth of the rate after 15 epochs
@@ -294,7 +294,7 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
              data:MNISTTensors, # from `load_tensors`, on the device to train on
              epochs:int=6, # passes over the training set
              batch_size:int=128, # images per step
-             lr:float=0.05, # peak learning rate of the one-cycle schedule
+             lr:float=0.05, # peak learning rate (one-cycle), or the first one (S5's 'step')
              weight_decay:float=5e-4, # L2 penalty on the weights
              momentum:float=0.95, # SGD's momentum (see `fast_optimizer`)
              nesterov:bool=True, # Nesterov's form of it

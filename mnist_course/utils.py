@@ -17,7 +17,11 @@ from .model import model_cache_path, save_trained, load_or_train, s5_loaders
 
 
 # %% auto #0
-__all__ = ['display_model_stats', 'Predictions', 'get_predictions', 'confusion_matrix', 'plot_confusion_matrix', 'per_class_accuracy', 'plot_per_class_accuracy']
+__all__ = ['display_model_stats', 'Predictions', 'get_predictions', 'confusion_matrix', 'plot_confusion_matrix', 'per_class_accuracy', 'plot_per_class_accuracy', 'model_cache_path', 'save_trained', 'load_or_train', 's5_loaders']
+
+# %% ../nbs/03_evaluation.ipynb #ev3all
+# chapter 2's, kept importable from here
+_all_ = ['model_cache_path', 'save_trained', 'load_or_train', 's5_loaders']
 
 # %% ../nbs/03_evaluation.ipynb #84af0329
 def display_model_stats(train_loss:list, # mean training loss per epoch
