@@ -4,12 +4,11 @@
 
 # %% ../nbs/06_fast_training.ipynb #fd0866ca
 from __future__ import annotations
-import math, os, statistics, time
+import logging, math, os, statistics, time
 from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.benchmark as benchmark
 from torch.optim import SGD
 from torch.optim.lr_scheduler import OneCycleLR, StepLR
 from tqdm import tqdm
@@ -17,9 +16,22 @@ from .data import get_datasets, MNIST_MEAN, MNIST_STD
 from .training import History, history_of, holdout, seed_everything, check_loss
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'ONECYCLE_MIN_STEPS', 'matmul_gflops', 'stream_gbs', 'images_per_s', 'MNISTTensors', 'load_tensors',
-           'normalize', 'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_optimizer', 'fast_epoch',
-           'evaluate', 'end_of_epoch', 'test_once', 'fast_fit']
+__all__ = ['PRECISIONS', 'ONECYCLE_MIN_STEPS', 'make_timer', 'matmul_gflops', 'stream_gbs', 'images_per_s', 'MNISTTensors',
+           'load_tensors', 'normalize', 'augment', 'fast_step', 'bf16_native', 'pick_precision', 'fast_optimizer',
+           'fast_epoch', 'evaluate', 'end_of_epoch', 'test_once', 'fast_fit']
+
+# %% ../nbs/06_fast_training.ipynb #ft6tmr
+def make_timer(stmt:str, # the statement to time, such as 'a @ b'
+               **names, # the objects `stmt` refers to, by name
+              ):
+    "A `torch.utils.benchmark.Timer` for `stmt` on all of torch's threads (its default is one)."
+    log = logging.getLogger('torch.utils.cpp_extension')  # warns on import: CUDA built in, absent
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try: from torch.utils.benchmark import Timer
+    finally: log.setLevel(level)
+    return Timer(stmt, globals=names, num_threads=torch.get_num_threads())
+
 
 # %% ../nbs/06_fast_training.ipynb #6d40deb6
 def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matrices
@@ -29,7 +41,7 @@ def matmul_gflops(dtype:torch.dtype=torch.float32, # precision of the two matric
                  ) -> float:
     "Median GFLOP/s of an `n` x `n` matrix product in `dtype`: the ceiling for dense work."
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    timer = benchmark.Timer('a @ b', globals=dict(a=a, b=b), num_threads=torch.get_num_threads())
+    timer = make_timer('a @ b', a=a, b=b)
     timer.timeit(2)  # warm up
     return 2 * n**3 / statistics.median(timer.timeit(1).median for _ in range(reps)) / 1e9
 
@@ -41,8 +53,7 @@ def stream_gbs(device:str|torch.device='cpu', # where the vectors live
               ) -> float:
     "Median GB/s of `c = a + b` on float32 vectors (two read, one written): the memory ceiling."
     a, b, c = (torch.rand(mb * 2**18, device=device) for _ in range(3))
-    timer = benchmark.Timer('torch.add(a, b, out=c)', globals=dict(a=a, b=b, c=c),
-                            num_threads=torch.get_num_threads())
+    timer = make_timer('torch.add(a, b, out=c)', a=a, b=b, c=c)
     timer.timeit(2)  # warm up
     return 3 * a.numel() * 4 / statistics.median(timer.timeit(1).median for _ in range(reps)) / 1e9
 
@@ -55,7 +66,7 @@ def images_per_s(step, # function running one training step
                 ) -> float:
     "Median training throughput of `step`, in images per second (timed as `matmul_gflops` times)."
     for _ in range(warmup): step()
-    timer = benchmark.Timer('step()', globals=dict(step=step), num_threads=torch.get_num_threads())
+    timer = make_timer('step()', step=step)
     return batch_size / statistics.median(timer.timeit(1).median for _ in range(n))
 
 
