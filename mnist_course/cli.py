@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_command_line.ipynb #cli0eimp
 from __future__ import annotations
-import argparse, importlib, inspect, os, signal, sys, threading, time
+import argparse, gc, importlib, inspect, os, signal, sys, threading, time
 from pathlib import Path
 from fastcore.docments import docments
 from . import __version__
@@ -147,6 +147,7 @@ def start(module:str='mnist_course.launch', # the module whose `main()` is the c
     finally:  # it has said how it ended: a late Ctrl-C must not add a traceback
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
+        gc.freeze()  # nothing left to collect: exit without walking PyTorch's objects
 
 
 # %% ../nbs/08b_command_line.ipynb #cli0smn
