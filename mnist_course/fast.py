@@ -253,11 +253,12 @@ def evaluate(model:nn.Module, # network returning log-probabilities
     return loss / len(x), 100 * correct / len(x)
 
 # %% ../nbs/06_fast_training.ipynb #ft6memd
-def reuse_freed_memory(mmap_mb:int=64, # blocks below this come from the heap, not from fresh pages
+def reuse_freed_memory(device:str|torch.device='cpu', # where training runs (a GPU: nothing to do)
+                       mmap_mb:int=64, # blocks below this come from the heap, not from fresh pages
                        keep_mb:int=256, # freed memory kept for reuse before the heap is trimmed
                       ) -> bool:
-    "Have glibc's `malloc` reuse freed memory instead of fresh pages; False where it is not glibc."
-    if platform.libc_ver()[0] != 'glibc': return False
+    "Have glibc's `malloc` reuse freed memory, not fresh pages; False for no CPU, or no glibc."
+    if torch.device(device).type != 'cpu' or platform.libc_ver()[0] != 'glibc': return False
     libc, M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = ctypes.CDLL(None), -1, -3  # glibc's malloc.h
     return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_mb << 20)
                 and libc.mallopt(M_TRIM_THRESHOLD, keep_mb << 20))
@@ -332,8 +333,7 @@ def fast_fit(model:nn.Module, # `Net`, `Net2` or `SmallNet` (chapter 6a), on any
             ) -> History:
     "Train `model` on `data` with the fast recipe; return its history, with each epoch's metrics."
     n, dev = len(data.x_train), data.x_train.device
-    _check_fast_args(epochs, lr, batch_size, n)
-    if dev.type == 'cpu': reuse_freed_memory()  # see "Two costs the step table does not see"
+    _check_fast_args(epochs, lr, batch_size, n); reuse_freed_memory(dev)  # see "Two costs ..."
     dtype, h = pick_precision(dev, precision), history_of(model) if history is None else history
     if seed is not None: seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(torch.initial_seed() if seed is None else seed)

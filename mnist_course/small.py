@@ -158,7 +158,7 @@ def spread(xs:list, # one measurement per round
 def _throughput(data, dev, dtype, models, steps, rounds, say) -> list:
     "Per round: the ceilings, the bandwidth, images/s of the S5 path (`Net`) and the fast engine."
     s5 = recipe_for('s5', 'Net')
-    if dev.type == 'cpu': reuse_freed_memory()  # as `fast_fit` does (chapter 6)
+    reuse_freed_memory(dev)  # as `fast_fit` does (chapter 6)
     train_ds, test_ds = get_datasets(data, s5_train_transforms(), s5_test_transforms())
     loader, _ = get_loaders(train_ds, test_ds, batch_size=s5['batch_size'])
     tensors = load_tensors(data, dev)
@@ -209,7 +209,8 @@ def _end_to_end(model, seed, data, dev, precision, folder) -> dict:
             raise BenchFailed(f"the benchmark's run of mnist-course train --model {model} --seed "
                               f"{seed} failed (exit status {code}): {last}")
     final = json.loads((Path(folder)/'metrics.json').read_text())['final']
-    return dict(seed=seed, final_test_acc=final['test_acc'], total_seconds=round(total, 1))
+    return dict(seed=seed, final_test_acc=final['test_acc'], total_seconds=round(total, 1),
+                train_seconds=round(final['seconds'], 1))  # the epochs and evaluations alone
 
 # %% ../nbs/06a_small_model.ipynb #bn0figc
 def over_seeds(accs:list, # final test accuracies (%), one per seed
