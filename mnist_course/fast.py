@@ -257,11 +257,14 @@ def reuse_freed_memory(device:str|torch.device='cpu', # where training runs (a G
                        mmap_mb:int=64, # blocks below this come from the heap, not from fresh pages
                        keep_mb:int=256, # freed memory kept for reuse before the heap is trimmed
                       ) -> bool:
-    "Have glibc's `malloc` reuse freed memory, not fresh pages; False for no CPU, or no glibc."
+    "Have glibc's `malloc` reuse freed memory, not fresh pages; False off the CPU or without glibc."
     if torch.device(device).type != 'cpu' or platform.libc_ver()[0] != 'glibc': return False
     libc, M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = ctypes.CDLL(None), -1, -3  # glibc's malloc.h
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_mb << 20)
-                and libc.mallopt(M_TRIM_THRESHOLD, keep_mb << 20))
+    # mallopt returns 1 when it takes a value; some versions of glibc refuse more than 32 MiB here
+    took = [libc.mallopt(M_MMAP_THRESHOLD, mmap_mb << 20)
+            or libc.mallopt(M_MMAP_THRESHOLD, 32 << 20),
+            libc.mallopt(M_TRIM_THRESHOLD, keep_mb << 20)]
+    return all(took)
 
 
 # %% ../nbs/06_fast_training.ipynb #ft6heldc
