@@ -39,6 +39,7 @@ def step_profile(model:nn.Module, # the network (moved to channels-last, as the 
                  data:MNISTTensors, # from `load_tensors`
                  batch_size:int=256, # images per step
                  steps:int=10, # profiled steps (after three untimed ones)
+                 dtype:torch.dtype=torch.float32, # autocast precision of the step
                 ) -> dict[str, float]:
     "Milliseconds per fast-engine step in each group of `PROFILE_GROUPS`, in the rest, and outside."
     model.to(data.x_train.device, memory_format=torch.channels_last)
@@ -47,7 +48,7 @@ def step_profile(model:nn.Module, # the network (moved to channels-last, as the 
     def step():
         idx = torch.randint(0, len(data.x_train), (batch_size,), device=data.x_train.device,
                             generator=gen)
-        fast_step(model, opt, data.x_train[idx], data.y_train[idx], generator=gen)
+        fast_step(model, opt, data.x_train[idx], data.y_train[idx], dtype, generator=gen)
     for _ in range(3): step()
     # the profiler's backend would print a line at every start and stop
     os.environ.setdefault('KINETO_LOG_LEVEL', '5')
