@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_fast_training.ipynb #fd0866ca
 from __future__ import annotations
-import ctypes, logging, math, os, platform, statistics, subprocess, sys, time
+import ctypes, logging, math, os, platform, statistics, time
 from typing import NamedTuple
 import torch
 import torch.nn as nn
