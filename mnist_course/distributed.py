@@ -16,7 +16,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 from .fast import (MNISTTensors, augment, normalize, evaluate, pick_precision,
-                               _check_fast_args, end_of_epoch, test_once, fast_optimizer)
+                               _check_fast_args, end_of_epoch, test_once, fast_optimizer,
+                               reuse_freed_memory)
 from .training import History, history_of, seed_everything, check_loss
 from fastcore.basics import patch
 from fastcore.meta import delegates
@@ -185,7 +186,7 @@ def ddp_fast_fit(model:torch.nn.Module, # `Net`, `Net2` or `SmallNet`, same seed
                 ) -> History:
     "`fast_fit` on a process group: one process's run (same batch and seed), split between ranks."
     n, dev = len(data.x_train), data.x_train.device
-    _check_fast_args(epochs, lr, batch_size, n)
+    _check_fast_args(epochs, lr, batch_size, n); reuse_freed_memory(dev)  # as `fast_fit` does
     dtype, h = pick_precision(dev, precision), history_of(model)
     seed_everything(seed)
     gen = torch.Generator(device=dev).manual_seed(seed)
