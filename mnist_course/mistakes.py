@@ -59,13 +59,13 @@ def plot_test_incorrect_predictions(incorrect_pred:dict, # from `get_incorrect_t
     n = min(16, len(incorrect_pred['images']))
     for i in range(n):
         plt.subplot(4, 4, i + 1)
-        plt.tight_layout()
         plt.imshow(incorrect_pred['images'][i].cpu().squeeze(0).numpy(), cmap='gray')
         plt.title(f"{int(incorrect_pred['predicted_vals'][i])} vs "
                   f"{int(incorrect_pred['ground_truths'][i])}")
         plt.xticks([])
         plt.yticks([])
     if n == 0: fig.suptitle('No misclassified images')
+    plt.tight_layout()  # once, for the whole grid (S5 laid it out again after every image)
     return fig
 
 # %% ../nbs/04_error_analysis.ipynb #314ebcb8

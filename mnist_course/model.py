@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torchinfo import summary as _summary
 
 # %% auto #0
-__all__ = ['NET_LAYERS', 'Net', 'check_input', 'receptive_field', 'Net2', 'model_cache_path', 'save_trained', 'load_or_train', 's5_loaders', 'conv_block', 'SmallNet', 'layers_of']
+__all__ = ['NET_LAYERS', 'Net', 'check_input', 'receptive_field', 'Net2', 'model_cache_path', 'save_trained', 'load_or_train', 's5_loaders', 'conv_block', 'SmallNet', 'layers_of', 'MaxPoolNet']
 
 # %% ../nbs/01_model.ipynb #c1ce52ff
 class Net(nn.Module):
@@ -183,29 +183,29 @@ def conv_block(c_in:int, # input channels
 
 # %% ../nbs/06a_small_model.ipynb #sm0netc
 class SmallNet(nn.Module):
-    "12,026 parameters: a convolution, a max-pool, five 3x3 blocks, average pooling, a 1x1 layer."
+    "12,026 parameters: a stride-2 convolution, five 3x3 blocks, average pooling, a 1x1 layer."
     def __init__(self, batchnorm:bool=True, # BatchNorm after every convolution (False: biases)
                  dropout:float=0., # dropout probability in the five blocks
                 ):
         super().__init__()
-        # 16 x 26 x 26, receptive field 3
-        self.conv1 = nn.Conv2d(1, 16, 3, bias=not batchnorm)
-        self.pool = nn.MaxPool2d(2)                                            # 16 x 13 x 13, 4
+        # every other position: 16 x 13 x 13, receptive field 3
+        self.conv1 = nn.Conv2d(1, 16, 3, stride=2, bias=not batchnorm)
         self.bn1 = nn.BatchNorm2d(16) if batchnorm else nn.Identity()
-        # 11, 9, 7, 5, 3; 24
+        # 11, 9, 7, 5, 3; 23
         self.blocks = nn.Sequential(*[conv_block(16, 16, 3, batchnorm, dropout) for _ in range(5)])
-        self.gap = nn.AdaptiveAvgPool2d(1)                                     # 16 x 1 x 1, 28
+        self.gap = nn.AdaptiveAvgPool2d(1)                                     # 16 x 1 x 1, 27
         self.head = nn.Conv2d(16, 10, 1)                                       # 10 scores
 
     def forward(self, x:torch.Tensor, # `(N, 1, 28, 28)` or `(1, 28, 28)`, normalised
                ) -> torch.Tensor:
         check_input(x, self.conv1.weight.dtype)
         x = x if x.dim() == 4 else x[None]  # one image: a batch of one, as `Net` takes it
-        x = torch.relu(self.bn1(self.pool(self.conv1(x))))
+        x = torch.relu(self.bn1(self.conv1(x)))
         x = self.gap(self.blocks(x))
         return torch.log_softmax(self.head(x).flatten(1), dim=1)
 
     summary = Net.summary
+
 
 # %% ../nbs/06a_small_model.ipynb #sm0layc
 def layers_of(model:nn.Module, # a network taking `(N, 1, size, size)` images
@@ -225,3 +225,15 @@ def layers_of(model:nn.Module, # a network taking `(N, 1, size, size)` images
     finally:
         for h in handles: h.remove()
     return rows
+
+# %% ../nbs/06a_small_model.ipynb #sm0mpn
+class MaxPoolNet(SmallNet):
+    "`SmallNet` with a stride-1 `conv1` and a 2x2 max-pool after it, before BatchNorm and ReLU."
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.pool = nn.Conv2d(1, 16, 3, bias=False), nn.MaxPool2d(2)
+
+    def forward(self, x:torch.Tensor, # `(N, 1, 28, 28)`, normalised
+               ) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.pool(self.conv1(x))))
+        return torch.log_softmax(self.head(self.gap(self.blocks(x))).flatten(1), dim=1)
