@@ -15,8 +15,9 @@ from .utils import Predictions, per_class_accuracy
 
 # %% auto #0
 __all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
-           'check_mistakes_of', 'check_s5_steps', 'check_over_seeds', 'check_block_params', 'check_checkpoint_keys',
-           'check_space_needed', 'check_resume_epoch', 'check_exit_status', 'check_loss_scale', 'check_nproc_batch']
+           'check_mistakes_of', 'check_s5_steps', 'check_over_seeds', 'check_block_params', 'check_fit_box_shape',
+           'check_checkpoint_keys', 'check_space_needed', 'check_resume_epoch', 'check_exit_status', 'check_loss_scale',
+           'check_nproc_batch']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
 def _verdict(ok:bool, # whether the answer is right
@@ -201,6 +202,21 @@ def check_block_params(answer:int|None, # the number of parameters of `conv_bloc
             else
             ": a 3x3 convolution has c_in x c_out x 9 weights")
     return _verdict(False, '', f"{answer:,} is not it{hint}")
+
+# %% ../nbs/10_solutions.ipynb #sol6b1c
+def check_fit_box_shape(answer:tuple|None, # the `(height, width)` `fit_box` gives a 100 x 50 box
+                       ) -> bool:
+    "Self-check for chapter 6b, exercise 1: asks `fit_box` itself."
+    if answer is None: return _unanswered("set `answer` to a (height, width) pair")
+    from mnist_course.export import fit_box
+    want = tuple(fit_box(torch.ones(100, 50)).shape)
+    try: got = tuple(int(a) for a in answer)
+    except (TypeError, ValueError):
+        return _verdict(False, '', f"{answer!r} is not a (height, width) pair")
+    hint = ("the longer side becomes 20, and the other keeps its proportion" if got == (20, 20)
+            else "height comes first" if got == want[::-1] else "scale both sides by 20 / 100")
+    return _verdict(got == want, f"{want}: the longer side, 100, becomes 20, so the factor is 0.2 "
+                    "and 50 becomes 10.", f"{answer} is not it: {hint}.")
 
 # %% ../nbs/10_solutions.ipynb #687abab1
 _NEEDED = {'model': "the weights themselves", 'optimizer': "SGD's momentum buffers: without "
