@@ -210,9 +210,9 @@ def check_fit_box_shape(answer:tuple|None, # the `(height, width)` `fit_box` giv
     if answer is None: return _unanswered("set `answer` to a (height, width) pair")
     from mnist_course.export import fit_box
     want = tuple(fit_box(torch.ones(100, 50)).shape)
-    try: got = tuple(int(a) for a in answer)
-    except (TypeError, ValueError):
-        return _verdict(False, '', f"{answer!r} is not a (height, width) pair")
+    got = tuple(_whole(a) for a in answer) if isinstance(answer, (tuple, list)) else ()
+    if len(got) != 2 or None in got:
+        return _verdict(False, '', f"{answer!r} is not a (height, width) pair of whole numbers")
     hint = ("the longer side becomes 20, and the other keeps its proportion" if got == (20, 20)
             else "height comes first" if got == want[::-1] else "scale both sides by 20 / 100")
     return _verdict(got == want, f"{want}: the longer side, 100, becomes 20, so the factor is 0.2 "

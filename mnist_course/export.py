@@ -5,11 +5,12 @@
 # %% ../nbs/06b_production.ipynb #pr6imp
 from __future__ import annotations
 from pathlib import Path
+import copy
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .fetch import atomic_write
+from .data import atomic_write
 from .fast import normalize
 
 # %% auto #0
@@ -25,7 +26,7 @@ def draw_digit(strokes:list, # each a list of `(x, y)` points in [0, 1], drawn a
     from PIL import Image, ImageDraw
     page = Image.new('L', (size, size), 255)
     d, w = ImageDraw.Draw(page), max(1, round(pen * size))
-    for stroke in strokes:
+    for stroke in filter(None, strokes):  # a click without a move draws nothing
         pts = [(x * size, y * size) for x, y in stroke]
         d.line(pts, fill=0, width=w, joint='curve')
         for x, y in pts:  # round ends and joints
@@ -33,13 +34,16 @@ def draw_digit(strokes:list, # each a list of `(x, y)` points in [0, 1], drawn a
     return torch.from_numpy(np.array(page))
 
 # %% ../nbs/06b_production.ipynb #pr6inkc
-def to_ink(drawing:torch.Tensor, # `uint8` `(H, W)` grey, or `(H, W, 3)` or `(H, W, 4)` colour
+def to_ink(drawing, # `(H, W)` grey or `(H, W, 3|4)` colour: 0-255, or floats in [0, 1]
           ) -> torch.Tensor:
     "The ink of a drawing (dark on light) as MNIST stores it: `(H, W)` floats in [0, 1], page 0."
-    if drawing.dim() not in (2, 3) or drawing.dim() == 3 and drawing.shape[-1] not in (3, 4):
+    x = torch.as_tensor(np.asarray(drawing))
+    if x.dim() not in (2, 3) or x.dim() == 3 and x.shape[-1] not in (3, 4):
         raise ValueError(f"expected a (H, W) grey or (H, W, 3|4) colour picture, got shape "
-                         f"{tuple(drawing.shape)}")
-    x = drawing.float() / 255 if drawing.dtype == torch.uint8 else drawing.float()
+                         f"{tuple(x.shape)}")
+    x = x.float() if x.is_floating_point() else x.float() / 255
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError("a picture of floats must hold values in [0, 1] (or give 0-255 integers)")
     if x.dim() == 2: return 1 - x
     grey = x[..., :3] @ torch.tensor([0.299, 0.587, 0.114])  # the luma of ITU-R BT.601
     alpha = x[..., 3] if x.shape[-1] == 4 else torch.ones_like(grey)
@@ -53,8 +57,11 @@ def ink_box(ink:torch.Tensor, # `(H, W)` from `to_ink`
             threshold:float=0.05, # fainter ink counts as page
            ) -> tuple[int, int, int, int]:
     "`(top, bottom, left, right)` of the smallest box holding the ink; bottom and right exclusive."
+    if ink.dim() != 2: raise ValueError(f"expected ink of shape (H, W), got {tuple(ink.shape)}")
     rows, cols = (ink > threshold).any(1).nonzero(), (ink > threshold).any(0).nonzero()
-    if len(rows) == 0: raise EmptyDrawingError("the drawing has no ink: draw a digit first")
+    if len(rows) == 0:
+        raise EmptyDrawingError(f"the drawing has no ink darker than {threshold}: "
+                                "draw a digit first")
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 # %% ../nbs/06b_production.ipynb #pr6fitc
@@ -72,12 +79,15 @@ def fit_box(ink:torch.Tensor, # `(h, w)` ink cropped to its box
 def centre_by_mass(ink:torch.Tensor, # `(h, w)` scaled ink, no larger than the frame
                    size:int=28, # the frame's side
                   ) -> torch.Tensor:
-    "`ink` in a `size` x `size` frame of zeros, its centre of mass on pixel `size // 2` both ways."
+    "`ink` in a `size` x `size` frame, its centre of mass within half a pixel of `size // 2`."
     h, w = ink.shape
+    if h > size or w > size:
+        raise ValueError(f"ink of {h} x {w} does not fit a {size} x {size} frame")
     m = ink.sum()
+    if m <= 0: raise EmptyDrawingError("the ink is empty: nothing to centre")
     cy = float((ink.sum(1) * torch.arange(h)).sum() / m)
     cx = float((ink.sum(0) * torch.arange(w)).sum() / m)
-    top = min(max(round(size // 2 - cy), 0), size - h)
+    top = min(max(round(size // 2 - cy), 0), size - h)  # kept inside the frame
     left = min(max(round(size // 2 - cx), 0), size - w)
     out = ink.new_zeros(size, size)
     out[top:top + h, left:left + w] = ink
@@ -90,6 +100,7 @@ def ink_to_mnist(ink:torch.Tensor, # `(H, W)` ink in [0, 1], white on black
                  antialias:bool=True, # scale with anti-aliasing
                 ) -> torch.Tensor:
     "Crop `ink` to its box, scale it to `box`, centre it by mass: a `(1, size, size)` MNIST digit."
+    # raises `EmptyDrawingError` when there is no ink
     top, bottom, left, right = ink_box(ink)
     return centre_by_mass(fit_box(ink[top:bottom, left:right], box, antialias), size)[None]
 
@@ -105,8 +116,8 @@ def shifted(x:torch.Tensor, # images `(N, 1, H, W)` in [0, 1], black 0
             dx:int, # pixels right (negative: left)
            ) -> torch.Tensor:
     "`x` moved by `(dy, dx)`; the page fills in with zeros, and ink moved out of the frame is lost."
-    p, n = max(abs(dy), abs(dx)), x.shape[-1]
-    return F.pad(x, (p, p, p, p))[..., p - dy:p - dy + n, p - dx:p - dx + n]
+    p, (h, w) = max(abs(dy), abs(dx)), x.shape[-2:]
+    return F.pad(x, (p, p, p, p))[..., p - dy:p - dy + h, p - dx:p - dx + w]
 
 # %% ../nbs/06b_production.ipynb #pr6drc
 def as_drawn(x:torch.Tensor, # images `(N, 1, 28, 28)` in [0, 1]
@@ -114,34 +125,38 @@ def as_drawn(x:torch.Tensor, # images `(N, 1, 28, 28)` in [0, 1]
              thinner:int=0, # pad pixels taken off each side of every stroke (a thinner pen)
             ) -> torch.Tensor:
     "`x` as a pen would draw it on a pad `scale` times larger: solid ink where `x` is half inked."
+    # `thinner` erodes with a square window: diagonal strokes lose a little more
     big = (F.interpolate(x, scale_factor=scale, mode='bilinear') >= 0.5).float()
     return -F.max_pool2d(-big, 2 * thinner + 1, 1, thinner) if thinner else big
 
 # %% ../nbs/06b_production.ipynb #pr6expc
-def export_onnx(model:nn.Module, # a network taking `(N, 1, 28, 28)` normalised images
+def export_onnx(model:nn.Module, # takes `(N, 1, 28, 28)` normalised images (left as it is)
                 path:str|Path, # the `.onnx` file to write
                ) -> Path:
     "Write `model` as ONNX: input `image` `(N, 1, 28, 28)`, output `log_probs` `(N, 10)`."
     import onnxruntime as ort
-    model = model.float().cpu().eval()
+    model = copy.deepcopy(model).float().cpu().eval()
     prog = torch.onnx.export(model, (torch.zeros(2, 1, 28, 28),), dynamo=True, verbose=False,
                              input_names=['image'], output_names=['log_probs'],
                              dynamic_shapes=({0: torch.export.Dim('batch')},))
-    data = prog.model_proto.SerializeToString()
-    def loads(tmp): ort.InferenceSession(str(tmp), providers=['CPUExecutionProvider'])
-    return atomic_write(path, lambda f: f.write(data), check=loads)
+    blob = prog.model_proto.SerializeToString()
+    def runs(tmp):  # ONNX Runtime loads the file and gives 10 scores an image
+        sess = ort.InferenceSession(str(tmp), providers=['CPUExecutionProvider'])
+        out = sess.run(['log_probs'], {'image': np.zeros((3, 1, 28, 28), np.float32)})[0]
+        if out.shape != (3, 10): raise ValueError(f"the exported model gave shape {out.shape}")
+    return atomic_write(path, lambda f: f.write(blob), check=runs)
 
 # %% ../nbs/06b_production.ipynb #pr6chkc
 def check_onnx(path:str|Path, # an `.onnx` file from `export_onnx`
-               model:nn.Module, # the network it was exported from
+               model:nn.Module, # the network it was exported from (left as it is)
                x:torch.Tensor, # images `(N, 1, 28, 28)`, `uint8` or in [0, 1]
                batch_size:int=1000, # images per run
               ) -> dict:
     "Run `path` with ONNX Runtime and `model` with PyTorch on `x`: how many predictions agree."
     import onnxruntime as ort
     sess = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    model, agree, diff = model.float().cpu().eval(), 0, 0.
-    for xb in x.split(batch_size):
+    model, agree, diff = copy.deepcopy(model).float().cpu().eval(), 0, 0.
+    for xb in x.cpu().split(batch_size):
         xb = normalize(xb).contiguous()
         with torch.no_grad(): want = model(xb)
         got = torch.from_numpy(sess.run(['log_probs'], {'image': xb.numpy()})[0])
