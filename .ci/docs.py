@@ -4,7 +4,9 @@
 nbdev turns `nbs/` into `_proc/`: `show_doc` tables, hidden cells removed, the sidebar in notebook order. Where Quarto
 is installed, nbdev's own `nbdev_docs` renders it, as nbdev users expect; where it is not (Quarto cannot be installed on
 every machine), smalldocs, a pure-Python renderer of Quarto projects, renders the same `_proc/` with the same
-`_quarto.yml`.
+`_quarto.yml`. Chapter 6c's drawing pad is then added to the site's `draw/` folder by the course's own
+`build_page`: its JavaScript module, the model of `nbs/draw/model.pt` exported to ONNX, and onnxruntime-web from npm
+(checked by SHA-256), so that the built site works offline.
 
 It touches nothing it did not make. It first checks that it sits in a clone of the course (`settings.ini` naming
 `mnist_course`, and `nbs/`). nbdev writes `_proc/`, `nbs/sidebar.yml`, `nbs/nbdev.yml` and `_modidx.py` where it
@@ -62,6 +64,11 @@ def nbdev_proc(cfg) -> Path:
     nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
     return Path(proc_nbs(cfg.nbs_path, n_workers=0))
 
+def add_pad(built: Path, nbs: Path):
+    "Chapter 6c's drawing pad in the site's `draw/`: its module, the model of `nbs/draw/model.pt`, onnxruntime-web."
+    from mnist_course.draw import build_page  # the course's own builder: the chapter shows and tests it
+    build_page(built/'draw', nbs/'draw'/'model.pt')
+
 def replace_dir(built: Path, dest: Path):
     "Put a copy of `built` at `dest` in one rename: a half-built site never stands where the last good one stood."
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +99,7 @@ def build(dest: Path | None = None) -> str:
                 subprocess.run([str(bin_/'smalldocs'), 'render', str(built.parent)], check=True,
                                stdout=subprocess.DEVNULL)
                 renderer = 'smalldocs (Quarto is not installed here)'
+            add_pad(built, cfg.nbs_path)
             replace_dir(built, dest)
         finally:
             os.chdir(here)

@@ -25,8 +25,8 @@ def add_options(p:argparse.ArgumentParser, # the subcommand's parser
                ):
     "Add an option to `p` for each parameter of `f`: type, default and help from its docments."
     for name, d in docments(f, full=True, returns=False).items():
-        # argparse formats help with %
-        flag, help_ = '--' + name.replace('_', '-'), d.docment.replace('%', '%%')
+        # argparse formats help with %; `from_` (a keyword in Python) is --from
+        flag, help_ = '--' + name.rstrip('_').replace('_', '-'), d.docment.replace('%', '%%')
         kind = getattr(d.anno, '__name__', str(d.anno)).split('|')[0].strip()
         if kind == 'bool' and d.default:
             p.add_argument('--no-' + flag[2:], dest=name, action='store_false', help='do not '
@@ -37,7 +37,8 @@ def add_options(p:argparse.ArgumentParser, # the subcommand's parser
             given = d.default not in (None, inspect.Parameter.empty)
             default = f" (default: {d.default})" if given else ''
             p.add_argument(flag, dest=name, type={'int': int, 'float': float}.get(kind, str),
-                           default=d.default, choices=choices.get(name), help=help_ + default)
+                           default=d.default, choices=choices.get(name), help=help_ + default,
+                           metavar=name.rstrip('_').upper() if name.endswith('_') else None)
 
 # %% ../nbs/08b_command_line.ipynb #cli0par
 def parser(commands:dict, # subcommand -> the function it calls

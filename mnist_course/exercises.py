@@ -16,8 +16,8 @@ from .utils import Predictions, per_class_accuracy
 # %% auto #0
 __all__ = ['check_folder_source', 'check_most_ink', 'check_receptive_field', 'check_s5_lr', 'check_precision',
            'check_mistakes_of', 'check_s5_steps', 'check_over_seeds', 'check_block_params', 'check_fit_box_shape',
-           'check_checkpoint_keys', 'check_space_needed', 'check_resume_epoch', 'check_exit_status', 'check_loss_scale',
-           'check_nproc_batch']
+           'check_round_half', 'check_checkpoint_keys', 'check_space_needed', 'check_resume_epoch', 'check_exit_status',
+           'check_loss_scale', 'check_nproc_batch']
 
 # %% ../nbs/10_solutions.ipynb #8c5ef2b7
 def _verdict(ok:bool, # whether the answer is right
@@ -217,6 +217,23 @@ def check_fit_box_shape(answer:tuple|None, # the `(height, width)` `fit_box` giv
             else "height comes first" if got == want[::-1] else "scale both sides by 20 / 100")
     return _verdict(got == want, f"{want}: the longer side, 100, becomes 20, so the factor is 0.2 "
                     "and 50 becomes 10.", f"{answer} is not it: {hint}.")
+
+# %% ../nbs/10_solutions.ipynb #sol6c1c
+def check_round_half(answer:tuple|None, # (Python's height, `Math.round`'s) for a 35 x 280 box
+                    ) -> bool:
+    "Self-check for chapter 6c, exercise 1: asks `fit_box`, and rounds as `Math.round` does."
+    if answer is None: return _unanswered("set `answer` to a pair of whole numbers")
+    from mnist_course.export import fit_box
+    exact = 35 * 20 / 280
+    want = (fit_box(torch.ones(35, 280)).shape[0], math.floor(exact + 0.5))  # Math.round: up
+    got = tuple(_whole(a) for a in answer) if isinstance(answer, (tuple, list)) else ()
+    if len(got) != 2 or None in got:
+        return _verdict(False, '', f"{answer!r} is not a pair of whole numbers")
+    hint = ("Python's is right; Math.round rounds a half up" if got[0] == want[0] else
+            f"35 * 20 / 280 is exactly {exact}, and Python rounds a half to the even neighbour")
+    return _verdict(got == want, f"{want}: {exact} is a half; Python rounds it to the even 2, "
+                    "Math.round up to 3, which is why the pad's JavaScript has `pyRound`.",
+                    f"{answer} is not it: {hint}.")
 
 # %% ../nbs/10_solutions.ipynb #687abab1
 _NEEDED = {'model': "the weights themselves", 'optimizer': "SGD's momentum buffers: without "

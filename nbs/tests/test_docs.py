@@ -175,3 +175,74 @@ def test_browser_check_catches_breakage(site, tmp_path):
     assert '01_model.html: link to a missing section 10_solutions.html#chapter-1-modle' in problems, problems
     assert any(p.startswith('02_training.html: a code block of lines up to') for p in problems), problems
     assert any(p.startswith('07_checkpoints.html: a table of') for p in problems), problems
+
+def _stroke(page, start, end, steps=20):
+    "A vertical line down the pad, with the mouse, from `start` to `end` (fractions of its height)."
+    box = page.locator('.mnist-demo canvas.pad').bounding_box()
+    x = box['x'] + box['width'] / 2
+    page.mouse.move(x, box['y'] + start * box['height']); page.mouse.down()
+    for i in range(1, steps + 1): page.mouse.move(x, box['y'] + (start + (end - start) * i / steps) * box['height'])
+    page.mouse.up()
+
+def _touch_stroke(page, start, end, steps=20):
+    "The same line drawn with a finger: touch events, as a phone's screen sends them."
+    box = page.locator('.mnist-demo canvas.pad').bounding_box()
+    cdp, x = page.context.new_cdp_session(page), box['x'] + box['width'] / 2
+    at = lambda f: [dict(x=x, y=box['y'] + f * box['height'])]
+    cdp.send('Input.dispatchTouchEvent', dict(type='touchStart', touchPoints=at(start)))
+    for i in range(1, steps + 1):
+        cdp.send('Input.dispatchTouchEvent', dict(type='touchMove', touchPoints=at(start + (end - start) * i / steps)))
+    cdp.send('Input.dispatchTouchEvent', dict(type='touchEnd', touchPoints=[]))
+
+def test_draw_page(site, mnist_root):
+    """Chapter 6c's pad, served by a local HTTP server with every other address refused (offline): `predict` agrees
+    with the PyTorch model on 500 test digits, a drawn stroke (mouse, then finger) reads 1 as PyTorch reads the same
+    canvas, and "Clear" empties the reading."""
+    import base64, io, torch
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    from mnist_course.draw import load_weights
+    from mnist_course.export import to_mnist
+    from mnist_course.fast import load_tensors, normalize
+    net, facts = load_weights(REPO/'nbs'/'draw'/'model.pt')
+    data = load_tensors(mnist_root, n_train=1, n_test=500)
+    x = data.x_test.float() / 255
+    with torch.no_grad(): want = net(normalize(x)).argmax(1)  # float32: the page's ONNX model computes in float32
+    with Served(site) as srv, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={'width': 1280, 'height': 900}, has_touch=True).new_page()
+        refused, failed, errors = [], [], []
+        page.route('**/*', lambda r: r.continue_() if r.request.url.startswith(srv.url) else (refused.append(r.request.url), r.abort()))
+        page.on('requestfailed', lambda r: failed.append(r.url))
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        page.goto(srv.url + '06c_draw.html', wait_until='load')
+        page.wait_for_function('window.mnistDemo !== undefined')
+        got = page.evaluate('async xs => { await window.mnistDemo.ready; const out = [];'
+                            ' for (const x of xs) out.push(await window.mnistDemo.predict(x)); return out; }',
+                            x.reshape(len(x), -1).tolist())
+        got = torch.tensor(got)
+        assert got.shape == (500, 10) and torch.allclose(got.sum(1), torch.ones(500), atol=1e-4), got.shape
+        agree, right = (got.argmax(1) == want).float().mean().item(), (got.argmax(1) == data.y_test).float().mean().item()
+        assert agree >= 0.99 and right >= 0.97, (agree, right)
+        for draw in (_stroke, _touch_stroke):
+            page.click('.mnist-demo button.clear')
+            assert page.inner_text('#prediction') == ''
+            y0 = page.evaluate('window.scrollY')
+            draw(page, 0.15, 0.85)
+            page.wait_for_function("document.getElementById('prediction').textContent !== ''")
+            assert page.inner_text('#prediction') == '1', (draw.__name__, page.inner_text('#prediction'))
+            assert page.evaluate('window.scrollY') == y0, f"{draw.__name__} scrolled the page"
+            # the browser's preprocessing of this very canvas, against PyTorch's
+            png = page.evaluate("document.querySelector('.mnist-demo canvas.pad').toDataURL('image/png')")
+            canvas = Image.open(io.BytesIO(base64.b64decode(png.split(',', 1)[1]))).convert('RGBA')
+            digit = to_mnist(torch.from_numpy(__import__('numpy').array(canvas)))
+            shown = page.evaluate("Array.from(document.querySelector('.mnist-demo canvas.preview').getContext('2d')"
+                                  ".getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0))")
+            assert (torch.tensor(shown).reshape(1, 28, 28) / 255 - digit).abs().max() <= 1 / 255 + 1e-6  # preview: 8 bits
+            with torch.no_grad(): assert net(normalize(digit[None])).argmax().item() == 1
+        page.click('.mnist-demo button.clear')
+        assert page.inner_text('#prediction') == '' and page.inner_text('.mnist-demo .pct') == ''
+        browser.close()
+    assert not errors, errors
+    assert not [u for u in failed if u.startswith(srv.url)], failed  # every file of the pad is in the site
+    assert not [u for u in refused if '/draw/' in u], refused

@@ -40,7 +40,12 @@ def test_wheel_works_from_an_empty_folder(installed):
     assert 'final test accuracy' in out and (empty/'run'/'metrics.json').exists(), out
     out = sh(bin_/'mnist-course', 'bench', '--steps', '1', '--rounds', '1', '--runs', '0', '--json-out', 'b.json', '--no-progress', cwd=empty)
     assert (empty/'b.json').exists(), out
-    assert sorted(p.name for p in empty.iterdir()) == ['b.json', 'run']  # nothing else written where it ran
+    out = sh(bin_/'mnist-course', 'export', '--from', 'run', '--out', 'web', cwd=empty)  # chapter 6c's page's files
+    assert '10,000 of 10,000 test predictions agree' in out, out
+    assert sorted(p.name for p in (empty/'web').iterdir()) == ['model.json', 'model.onnx']
+    again = subprocess.run([bin_/'mnist-course', 'export', '--from', 'run', '--out', 'web'], cwd=empty, capture_output=True, text=True)
+    assert again.returncode == 2 and again.stderr.strip().endswith('choose another --out, or move it away'), again.stderr
+    assert sorted(p.name for p in empty.iterdir()) == ['b.json', 'run', 'web']  # nothing else written where it ran
 
 def test_a_chapter_runs_alone(installed, tmp_path):
     "A training chapter copied alone into an empty folder runs top to bottom (quick mode) with only the wheel and Jupyter."
