@@ -115,7 +115,7 @@ export function toMnist(rgba, w, h) {  // a drawing -> 784 floats in [0, 1], or 
 # %% ../nbs/06c_draw.ipynb #dr6nodec
 def js_to_mnist(drawing, # what `to_ink` takes: `(H, W)` grey or `(H, W, 3|4)`, 0-255 or [0, 1]
                ) -> torch.Tensor|None:
-    "The JavaScript `toMnist` run by Node.js on `drawing`: `(1, 28, 28)`, or None when empty."
+    "`toMnist` run by Node.js on `drawing`, as bytes (as a canvas has it): `(1, 28, 28)`, or None."
     node = shutil.which('node')
     if node is None:
         raise FileNotFoundError("Node.js is not installed (`node`): install it, or skip the check")
@@ -326,7 +326,8 @@ def build_page(dest:str|Path, # the folder for the page's files: the site's `dra
 
 # %% ../nbs/06c_draw.ipynb #dr6widjc
 WIDGET_JS = r"""
-// In Jupyter: the drawing goes to Python as a PNG; `DrawPad` answers {n, view, digit, probs}.
+// In Jupyter: the drawing goes to Python as a PNG; `DrawPad` answers {n, view, digit, probs},
+// or {n, view, error}.
 export default {
   render({model, el}) {
     const waiting = new Map(), view = Math.random();  // a notebook may show the widget twice
@@ -334,13 +335,14 @@ export default {
     model.on('change:result', () => {
       const res = model.get('result');
       if (res.view !== view) return;  // another view's answer
-      for (const [k, done] of waiting) if (k <= res.n) {  // this answer, and any it overtook
+      for (const [k, [done, fail]] of waiting) if (k <= res.n) {  // this one, and any it overtook
         waiting.delete(k);
-        done(k === res.n && res.digit ? res : null);
+        if (k === res.n && res.error) fail(new Error(res.error));
+        else done(k === res.n && res.digit ? res : null);
       }
     });
-    mountPad(el, canvas => new Promise(done => {
-      waiting.set(++n, done);
+    mountPad(el, canvas => new Promise((done, fail) => {
+      waiting.set(++n, [done, fail]);
       model.set('request', {n, view, png: canvas.toDataURL('image/png')});
       model.save_changes();
     }));
@@ -353,7 +355,7 @@ class DrawPad(anywidget.AnyWidget):
     "The drawing pad as a Jupyter widget: each drawing read by `model` in PyTorch."
     _esm = pad_js(WIDGET_JS)
     request = traitlets.Dict().tag(sync=True)  # from the pad: {'n', 'view', 'png': a data URL}
-    result = traitlets.Dict().tag(sync=True)  # to the pad: {'n', 'view', 'digit', 'probs'}
+    result = traitlets.Dict().tag(sync=True)  # to the pad: n, view, and digit and probs, or error
 
     def __init__(self, model:nn.Module, # takes `(N, 1, 28, 28)` normalised images (left as it is)
                  **kwargs):
@@ -374,4 +376,6 @@ class DrawPad(anywidget.AnyWidget):
     @traitlets.observe('request')
     def _answer(self, change):
         req = change.new
-        self.result = dict(n=req.get('n'), view=req.get('view'), **self.classify(req.get('png')))
+        try: read = self.classify(req.get('png'))
+        except Exception as e: read = dict(error=f'{type(e).__name__}: {e}')  # shown in the pad
+        self.result = dict(n=req.get('n'), view=req.get('view'), **read)
